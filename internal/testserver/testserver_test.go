@@ -1,0 +1,300 @@
+package testserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func do(t *testing.T, addr, command string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	reply, err := redisDo(ctx, addr, command)
+	if err != nil {
+		t.Fatalf("%s on %s: %v", command, addr, err)
+	}
+	return reply
+}
+
+func memcachedDo(t *testing.T, addr, command string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, command+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%q on %s: %v", command, addr, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+func assertDown(t *testing.T, addr string) {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts connections", addr)
+	}
+}
+
+func TestRedisKillRestart(t *testing.T) {
+	t.Parallel()
+	s := Redis(t)
+	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") {
+		t.Fatalf("Addr() = %q, want a loopback address", s.Addr())
+	}
+	if got := do(t, s.Addr(), "PING"); got != "PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	pid := s.PID()
+	if pid <= 0 {
+		t.Fatalf("PID() = %d", pid)
+	}
+	do(t, s.Addr(), "SET k v")
+
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() != 0 {
+		t.Fatalf("PID() after Kill = %d, want 0", s.PID())
+	}
+	assertDown(t, s.Addr())
+	if err := s.Kill(); err != nil {
+		t.Fatalf("second Kill: %v", err)
+	}
+
+	addr := s.Addr()
+	if err := s.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != addr {
+		t.Fatalf("Addr() after Restart = %q, want %q", s.Addr(), addr)
+	}
+	if s.PID() == pid || s.PID() <= 0 {
+		t.Fatalf("PID() after Restart = %d (before %d)", s.PID(), pid)
+	}
+	// No persistence by default: the key is gone.
+	if got := do(t, s.Addr(), "GET k"); got != "" {
+		t.Fatalf("GET k after restart = %q, want nil", got)
+	}
+}
+
+func TestRedisDurableRestart(t *testing.T) {
+	t.Parallel()
+	s := Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	do(t, s.Addr(), "SET k v")
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := do(t, s.Addr(), "GET k"); got != "v" {
+		t.Fatalf("GET k after kill and restart = %q, want %q", got, "v")
+	}
+}
+
+func TestRestartRunning(t *testing.T) {
+	t.Parallel()
+	s := Redis(t)
+	pid := s.PID()
+	if err := s.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() == pid {
+		t.Fatalf("Restart of a running server kept pid %d", pid)
+	}
+	do(t, s.Addr(), "PING")
+}
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	s, err := StartRedis(t.Context())
+	if err != nil {
+		skipOrFatal(t, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertDown(t, s.Addr())
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.Restart(t.Context()); err == nil {
+		t.Fatal("Restart after Close succeeded")
+	}
+}
+
+func TestMemcachedKillRestart(t *testing.T) {
+	t.Parallel()
+	s := Memcached(t)
+	if got := memcachedDo(t, s.Addr(), "version"); !strings.HasPrefix(got, "VERSION ") {
+		t.Fatalf("version = %q", got)
+	}
+	if got := memcachedDo(t, s.Addr(), "set k 0 0 1\r\nv"); got != "STORED" {
+		t.Fatalf("set = %q", got)
+	}
+	pid := s.PID()
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	assertDown(t, s.Addr())
+	if err := s.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() == pid {
+		t.Fatalf("PID unchanged after Restart")
+	}
+	if got := memcachedDo(t, s.Addr(), "get k"); got != "END" {
+		t.Fatalf("get k after restart = %q, want a miss", got)
+	}
+}
+
+// TestManyAtOnce starts servers concurrently, as parallel tests do, so
+// that port choices collide now and then.
+func TestManyAtOnce(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	var wg sync.WaitGroup
+	servers := make([]*Server, 2*n)
+	errs := make([]error, 2*n)
+	for i := range n {
+		wg.Go(func() { servers[i], errs[i] = StartRedis(t.Context()) })
+		wg.Go(func() { servers[n+i], errs[n+i] = StartMemcached(t.Context()) })
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, s := range servers {
+		if errs[i] != nil {
+			skipOrFatal(t, errs[i])
+		}
+		t.Cleanup(func() { s.Close() })
+		if seen[s.Addr()] {
+			t.Fatalf("two servers on %s", s.Addr())
+		}
+		seen[s.Addr()] = true
+	}
+}
+
+func TestStartCanceled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for name, start := range map[string]func(context.Context, ...string) (*Server, error){
+		"redis": StartRedis, "memcached": StartMemcached,
+	} {
+		s, err := start(ctx)
+		if errors.Is(err, ErrNotInstalled) {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("%s with a canceled context: err = %v, want context.Canceled", name, err)
+		}
+	}
+}
+
+func TestStartFailureShowsOutput(t *testing.T) {
+	t.Parallel()
+	s, err := StartRedis(t.Context(), "--no-such-option", "1")
+	if errors.Is(err, ErrNotInstalled) {
+		skipOrFatal(t, err)
+	}
+	if err == nil {
+		s.Close()
+		t.Fatal("redis-server with a bad option started")
+	}
+	if !strings.Contains(err.Error(), "no-such-option") {
+		t.Fatalf("error does not carry the server's output: %v", err)
+	}
+}
+
+func TestNotInstalled(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for name, start := range map[string]func() error{
+		"redis":     func() error { _, err := StartRedis(t.Context()); return err },
+		"memcached": func() error { _, err := StartMemcached(t.Context()); return err },
+		"cluster":   func() error { _, err := StartRedisCluster(t.Context(), 3); return err },
+	} {
+		err := start()
+		if !errors.Is(err, ErrNotInstalled) {
+			t.Errorf("%s without binaries: err = %v, want ErrNotInstalled", name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "apt-get install") {
+			t.Errorf("%s: error does not say how to install: %v", name, err)
+		}
+	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := RedisCluster(t, 3)
+	t.Logf("cluster of 3 up in %v", time.Since(start))
+	if len(c.Nodes) != 3 || len(c.Addrs()) != 3 {
+		t.Fatalf("got %d nodes, %d addrs", len(c.Nodes), len(c.Addrs()))
+	}
+	for _, addr := range c.Addrs() {
+		info := do(t, addr, "CLUSTER INFO")
+		if err := checkFields(info, map[string]string{
+			"cluster_state":          "ok",
+			"cluster_slots_assigned": "16384",
+			"cluster_known_nodes":    "3",
+		}); err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+	}
+	// Every key lands on exactly one node; the others redirect.
+	var owners int
+	for _, addr := range c.Addrs() {
+		_, err := redisDo(t.Context(), addr, "SET somekey v")
+		switch {
+		case err == nil:
+			owners++
+		case !strings.Contains(err.Error(), "MOVED"):
+			t.Fatalf("SET on %s: %v", addr, err)
+		}
+	}
+	if owners != 1 {
+		t.Fatalf("%d nodes accepted the key, want 1", owners)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range c.Addrs() {
+		assertDown(t, addr)
+	}
+}
+
+func TestRedisClusterTooSmall(t *testing.T) {
+	t.Parallel()
+	if _, err := StartRedisCluster(t.Context(), 2); err == nil {
+		t.Fatal("a 2-master cluster started")
+	}
+}
+
+func TestRedisDo(t *testing.T) {
+	t.Parallel()
+	s := Redis(t)
+	if _, err := redisDo(t.Context(), s.Addr(), "NOSUCHCOMMAND"); err == nil {
+		t.Fatal("an error reply was not an error")
+	}
+	if got := do(t, s.Addr(), fmt.Sprintf("ECHO %s", "hi")); got != "hi" {
+		t.Fatalf("ECHO = %q", got)
+	}
+}
