@@ -1,0 +1,84 @@
+// Package redisstore keeps revoked token ids in Redis, so every instance of
+// a service shares one blocklist. Choose it when the service runs more than
+// one process, or must remember logouts across restarts and already runs
+// Redis. It works with a standalone server, a Redis Cluster and a sharded
+// *redis.Ring: pass any redis.UniversalClient of go-redis v9 to [New]. The
+// caller builds, configures and closes the client.
+//
+// # Cost
+//
+// Every call is one network round trip: IsRevoked is one EXISTS, RevokedUntil
+// one PEXPIRETIME, Revoke one MULTI/EXEC of two commands on the token's key.
+// Expect tens of microseconds on loopback and well under a millisecond inside
+// a data centre; put the cached package in front to answer repeated checks
+// from memory. Storage is one small string key per live revocation; Redis
+// deletes each key itself when its token expires.
+//
+// # Key layout (public)
+//
+// The revocation of token id jti is the key prefix+jti, where the prefix is
+// "blocklist:" unless set with [WithPrefix]. Its value is "1" and its
+// absolute expiry, in milliseconds, is the token's exp (rounded up to the
+// next millisecond, never down), so the key vanishes exactly when the token
+// would have. The layout is part of this package's contract: a service in
+// another language sees the same blocklist with
+//
+//	EXISTS blocklist:<jti>       1 while revoked, 0 otherwise
+//	GET blocklist:<jti>          "1" while revoked, nil otherwise
+//	PEXPIRETIME blocklist:<jti>  the revocation's end in Unix milliseconds
+//
+// and may revoke a token itself, keeping revocation monotonic, with
+//
+//	MULTI
+//	PEXPIREAT blocklist:<jti> <exp-ms> GT
+//	SET blocklist:<jti> 1 PXAT <exp-ms> NX
+//	EXEC
+//
+// Ids are stored raw: Redis keys are binary-safe, so any byte string of 1 to
+// blocklist.MaxIDLen bytes is its own key and no two ids collide. A key that
+// exists without an expiry (written by something other than this package)
+// counts as revoked forever.
+//
+// # Redis Cluster
+//
+// Each call touches exactly one key, so the store needs nothing from the
+// cluster beyond what go-redis's ClusterClient does already: route each key
+// to the master that owns its slot and follow MOVED and ASK redirections.
+// Wire it with
+//
+//	client := redis.NewClusterClient(&redis.ClusterOptions{
+//		Addrs:                 []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
+//		ContextTimeoutEnabled: true,
+//	})
+//	defer client.Close()
+//	store := redisstore.New(client)
+//
+// Cluster hashes only the part of a key inside its first non-empty {...}, if
+// there is one. Keep braces out of the prefix, or every revocation lands in
+// one slot, on one master.
+//
+// # Deadlines and failures
+//
+// A context that is already done fails before any work. Set
+// ContextTimeoutEnabled in the client's options so that a context's deadline
+// also bounds reads and writes on an open connection; without it go-redis
+// bounds them by its ReadTimeout and WriteTimeout instead, and only dialing,
+// pool waits and retry backoff follow the context. Any error from go-redis
+// (server down, timeout, a reply of the wrong type) comes back wrapped as
+// "redisstore: ...", never as "not revoked". When the server comes back, the
+// same Store and client work again: go-redis reconnects by itself.
+//
+// # Durability
+//
+// A revocation is as durable as the Redis server's persistence makes it.
+// Without persistence (the default of many deployments and containers) a
+// restart or failover to an empty replica forgets every logout, and the
+// logged-out tokens work again until their exp. With "appendonly yes" and
+// "appendfsync always", every Revoke that returned nil survives a crash of
+// Redis or its host, at the cost of one fsync per write; "appendfsync
+// everysec" (Redis's default once appendonly is on) is much cheaper and can
+// lose about the last second or two of acknowledged revocations in a crash. RDB snapshots alone lose everything written since
+// the last snapshot. With replicas, a failover can lose revocations the old
+// master had acknowledged but not yet replicated; send WAIT after Revoke, or
+// accept that window.
+package redisstore

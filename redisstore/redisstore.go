@@ -1,0 +1,206 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix used unless [WithPrefix] sets another.
+const DefaultPrefix = "blocklist:"
+
+// forever is what RevokedUntil reports for a key that exists without an
+// expiry: something other than this package wrote it, and IsRevoked answers
+// true for it until it is deleted.
+var forever = time.Date(9999, time.December, 31, 23, 59, 59, 0, time.UTC)
+
+var errNilClient = errors.New("redisstore: New was given a nil client")
+
+// Store is a blocklist.ExpiryStore backed by Redis. Create it with [New]; it
+// is safe for concurrent use, holds no state besides its client and prefix,
+// and needs no closing (close the client instead, when done with both).
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+var _ blocklist.ExpiryStore = (*Store)(nil)
+
+// Option configures a Store built by [New].
+type Option func(*config)
+
+type config struct {
+	prefix string
+}
+
+// WithPrefix sets the prefix of every key the Store reads and writes: the
+// revocation of jti is the key p+jti, nothing added or escaped. The default
+// is [DefaultPrefix], "blocklist:". An empty prefix is allowed and puts the
+// raw ids at the top of the keyspace.
+//
+// Use distinct prefixes to keep separate blocklists (per service, per
+// tenant, per test) in one Redis. On Redis Cluster keep "{" and "}" out of
+// the prefix: a hash tag there would send every revocation to one slot.
+func WithPrefix(p string) Option {
+	return func(c *config) { c.prefix = p }
+}
+
+// New returns a Store that keeps revocations in the Redis behind client: a
+// *redis.Client, *redis.ClusterClient or *redis.Ring. The caller keeps
+// ownership of client and closes it after the last use of the Store. Enable
+// ContextTimeoutEnabled in the client's options so that context deadlines
+// bound every call (see the package documentation). A nil client gives a
+// Store whose every call returns an error.
+func New(client redis.UniversalClient, opts ...Option) *Store {
+	cfg := config{prefix: DefaultPrefix}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	return &Store{client: client, prefix: cfg.prefix}
+}
+
+// check runs the checks every method makes before any work: a valid id, a
+// usable client and a context that is not done yet.
+func (s *Store) check(ctx context.Context, op, jti string) error {
+	if err := blocklist.ValidateID(jti); err != nil {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if s == nil || s.client == nil {
+		return fmt.Errorf("%w (%s)", errNilClient, op)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	return nil
+}
+
+// Revoke records that jti is revoked until exp: the key prefix+jti then
+// expires at exp, rounded up to the next millisecond so that it never
+// expires early. If exp is not in the future, Revoke stores nothing and
+// returns nil. Revoking again never shortens a revocation: the key expires
+// at the latest exp it was given, even when callers in many processes revoke
+// the same id at once. The write is one round trip to the master that owns
+// the key.
+//
+// Revoke returns an error wrapping blocklist.ErrInvalidID for an empty or
+// too long id, one wrapping ctx.Err() for a done context, and a
+// "redisstore: revoke: ..." error when Redis did not acknowledge the write;
+// the revocation may or may not be stored then, so retry it.
+func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	if err := s.check(ctx, "revoke", jti); err != nil {
+		return err
+	}
+	if !exp.After(time.Now()) {
+		return nil
+	}
+	// Round up: the key must not vanish before the token is dead.
+	ms := exp.UnixMilli()
+	if exp.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	key := s.prefix + jti
+
+	// The write is a transaction of two single-key commands:
+	//
+	//	PEXPIREAT key ms GT    extends an existing revocation, never shortens it
+	//	SET key 1 PXAT ms NX   creates the revocation when there is none
+	//
+	// PEXPIREAT ... GT only moves an expiry later; on a missing key it does
+	// nothing, and a key without an expiry counts as an infinite one, so it
+	// stays. Sent as a plain pipeline, another client could run between the
+	// two commands: if a revocation with a shorter exp were created right
+	// there, our SET NX would fail and our later exp be lost (and in the
+	// other order, a key expiring in between would swallow our PEXPIREAT).
+	// MULTI/EXEC runs the pair with nothing in between, in one round trip,
+	// without a read-modify-write on our side. Both commands touch the same
+	// key, so on Cluster the transaction goes to the one master owning its
+	// slot. We chose this over a Lua script because it is plain commands any
+	// client can repeat (see the package documentation), and it has no script
+	// cache to miss after a restart or failover.
+	//
+	// The commands are built by hand: go-redis's SetArgs.ExpireAt sends whole
+	// seconds (EXAT, truncated) when the sub-second part is under 1 ms, which
+	// would expire the key early. The value is "1": the key's own expiry is
+	// the revocation's end, and RevokedUntil reads it with PEXPIRETIME, so
+	// the value needs to carry nothing and is never stale.
+	//
+	// A later announcement of the revocation (pub/sub or a stream) can be
+	// queued on the same pipe; note that on Cluster a transaction must stay
+	// within one slot, so a keyed announcement needs its own command.
+	pipe := s.client.TxPipeline()
+	extend := redis.NewIntCmd(ctx, "pexpireat", key, ms, "gt")
+	create := redis.NewStatusCmd(ctx, "set", key, "1", "pxat", ms, "nx")
+	_ = pipe.Process(ctx, extend)
+	_ = pipe.Process(ctx, create)
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: revoke: %w", err)
+	}
+	if err := extend.Err(); err != nil {
+		return fmt.Errorf("redisstore: revoke: pexpireat: %w", err)
+	}
+	// SET ... NX answers nil when the key already exists: not an error.
+	if err := create.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: revoke: set: %w", err)
+	}
+	return nil
+}
+
+// IsRevoked reports whether jti is revoked now, that is whether the key
+// prefix+jti exists. Redis removes the key at its expiry, so the answer
+// turns false when the token's exp passes, by the Redis server's clock. It
+// is one EXISTS, one round trip.
+//
+// On any failure (server down, timeout, unexpected reply) IsRevoked returns
+// a non-nil error, never (false, nil); ids and contexts are checked as in
+// Revoke.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if err := s.check(ctx, "is revoked", jti); err != nil {
+		return false, err
+	}
+	n, err := s.client.Exists(ctx, s.prefix+jti).Result()
+	if err != nil {
+		return false, fmt.Errorf("redisstore: is revoked: %w", err)
+	}
+	switch n {
+	case 0:
+		return false, nil
+	case 1:
+		return true, nil
+	}
+	return false, fmt.Errorf("redisstore: is revoked: EXISTS of one key answered %d", n)
+}
+
+// RevokedUntil reports when the revocation of jti ends: the latest exp it
+// was revoked with, rounded up to the millisecond, read with one PEXPIRETIME
+// (Redis 7.0 or later). It returns the zero Time when jti is not revoked
+// now, and the last second of the year 9999 for a key that exists without
+// an expiry. Errors are as in IsRevoked.
+func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	if err := s.check(ctx, "revoked until", jti); err != nil {
+		return time.Time{}, err
+	}
+	// A raw IntCmd rather than client.PExpireTime: that one converts the
+	// answer to a time.Duration since 1970, which overflows after 2262.
+	cmd := redis.NewIntCmd(ctx, "pexpiretime", s.prefix+jti)
+	_ = s.client.Process(ctx, cmd)
+	ms, err := cmd.Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: revoked until: %w", err)
+	}
+	switch {
+	case ms == -2: // no such key
+		return time.Time{}, nil
+	case ms == -1: // a key without an expiry
+		return forever, nil
+	case ms < 0:
+		return time.Time{}, fmt.Errorf("redisstore: revoked until: PEXPIRETIME answered %d", ms)
+	}
+	return time.UnixMilli(ms), nil
+}
