@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,7 +42,9 @@ func (c *Cluster) Addrs() []string {
 func (c *Cluster) Close() error {
 	var errs []error
 	for _, n := range c.Nodes {
-		errs = append(errs, n.Close())
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -69,14 +72,16 @@ func StartRedisCluster(ctx context.Context, masters int) (*Cluster, error) {
 		"--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", "2000",
 	}
-	c := &Cluster{}
-	for range masters {
-		n, err := start(ctx, sp, extra)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		c.Nodes = append(c.Nodes, n)
+	c := &Cluster{Nodes: make([]*Server, masters)}
+	errs := make([]error, masters)
+	var wg sync.WaitGroup
+	for i := range masters {
+		wg.Go(func() { c.Nodes[i], errs[i] = start(ctx, sp, extra) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Close()
+		return nil, err
 	}
 
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)

@@ -17,9 +17,10 @@
 // is a failure. Benchmarks and programs use the Start functions and Close
 // the result themselves.
 //
-// A redis-server starts in a few milliseconds; a three-master cluster in
-// about one to two seconds, most of it redis-cli waiting for the nodes to
-// meet. The package imports only the standard library.
+// A redis-server or memcached starts in a few milliseconds. A cluster takes
+// a little over two seconds whatever its size, because a Redis Cluster
+// master refuses to serve during its first two seconds. The package imports
+// only the standard library.
 package testserver
 
 import (

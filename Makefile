@@ -1,0 +1,45 @@
+# make test: vet and race-test every package against real servers.
+# The servers come from Debian packages; `make deps` installs them when
+# missing (as root) or says how to.
+
+GO ?= go
+# Extra flags for go test, e.g. make test GOTESTFLAGS='-timeout 12m -v'.
+GOTESTFLAGS ?=
+
+SERVER_BINS := redis-server redis-cli memcached
+# redis-cli comes with redis-tools, a dependency of redis-server.
+SERVER_PKGS := redis-server memcached
+# go test -race needs cgo, and so a C toolchain.
+CC_PKGS := gcc libc6-dev
+
+.PHONY: test deps vet bench fmt
+
+test: deps vet
+	$(GO) test -race $(GOTESTFLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+deps:
+	@pkgs=""; \
+	for bin in $(SERVER_BINS); do \
+		command -v $$bin >/dev/null 2>&1 || pkgs=" $(SERVER_PKGS)"; \
+	done; \
+	command -v "$$($(GO) env CC)" >/dev/null 2>&1 || pkgs="$$pkgs $(CC_PKGS)"; \
+	if [ -z "$$pkgs" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make: missing packages:$$pkgs. Install them with:" >&2; \
+		echo "  sudo sh -c 'apt-get update && apt-get install -y$$pkgs'" >&2; \
+		exit 1; \
+	fi; \
+	echo "make: installing$$pkgs"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs || exit 1; \
+	for bin in $(SERVER_BINS); do \
+		command -v $$bin >/dev/null 2>&1 || { echo "make: $$bin still missing after install" >&2; exit 1; }; \
+	done
+
+bench:
+	$(GO) run ./bench -quick
+
+fmt:
+	gofmt -l -w .
