@@ -55,7 +55,7 @@ func newFakeClock() *fakeClock {
 	return c
 }
 
-func (c *fakeClock) Now() time.Time           { return time.Unix(0, c.nanos.Load()) }
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // waitFor polls cond until it holds or a few seconds pass.
