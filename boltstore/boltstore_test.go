@@ -236,12 +236,10 @@ func TestLockedFile(t *testing.T) {
 
 func TestInvalidFile(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.NewChaCha8([32]byte{1, 2, 3})
 	garbage := func(n int) []byte {
 		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
+		rng.Read(b)
 		return b
 	}
 	files := map[string][]byte{
