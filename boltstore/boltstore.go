@@ -27,9 +27,9 @@
 //
 // # Layout
 //
-// The store keeps two buckets: one maps each token id to its exp (Unix
-// milliseconds, big-endian, 8 bytes), the other is an index keyed by
-// exp||id, ordered by expiry. A background sweeper walks the index from its
+// The store keeps two buckets: one maps each token id to its exp (8 bytes:
+// Unix milliseconds, big-endian, sign bit flipped so that bytes sort like
+// times), the other is an index keyed by exp||id, ordered by expiry. A background sweeper walks the index from its
 // start and deletes expired entries, so a sweep costs O(expired) whatever the
 // size of the file, and bbolt reuses the freed pages: a steady stream of
 // short-lived revocations does not grow the file without bound. Lookups never
