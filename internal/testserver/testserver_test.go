@@ -298,3 +298,29 @@ func TestRedisDo(t *testing.T) {
 		t.Fatalf("ECHO = %q", got)
 	}
 }
+
+// TestPortTaken gives the server a port someone else holds: start must
+// notice it is not the one answering and retry on another port.
+func TestPortTaken(t *testing.T) {
+	t.Parallel()
+	for _, sp := range []spec{redisSpec, memcachedSpec} {
+		other := Redis(t) // answers on its port, but is not ours
+		busy := other.port
+		calls := 0
+		sp.port = func() (int, error) {
+			calls++
+			if calls == 1 {
+				return busy, nil
+			}
+			return freePort()
+		}
+		s, err := start(t.Context(), sp, nil)
+		if err != nil {
+			skipOrFatal(t, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if s.port == busy || calls < 2 {
+			t.Fatalf("%s: started on the busy port %d after %d port choices", sp.name, busy, calls)
+		}
+	}
+}
