@@ -18,9 +18,9 @@
 // the result themselves.
 //
 // A redis-server or memcached starts in a few milliseconds. A cluster takes
-// a little over two seconds whatever its size, because a Redis Cluster
-// master refuses to serve during its first two seconds. The package imports
-// only the standard library.
+// two to three seconds whatever its size: a Redis Cluster master reports
+// cluster_state:ok no sooner than two seconds after it started. The package
+// imports only the standard library.
 package testserver
 
 import (
@@ -195,7 +195,9 @@ func (s *Server) Addr() string {
 }
 
 // PID returns the process id of the running server, or 0 when it is not
-// running (after Kill or Close, or if it exited on its own).
+// running (after Kill or Close, or if it exited on its own). Check for 0
+// before signalling it: kill(0, sig) signals the caller's whole process
+// group.
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
