@@ -1,0 +1,137 @@
+package cached
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults of the options. They are constants, not variables: a Store's
+// settings come only from the options given to New.
+const (
+	// DefaultSize is the number of entries a Store keeps when WithSize is
+	// not given. An entry takes about 180 bytes with a 36-byte token id (a
+	// UUID; measured by TestEntrySize), so the default costs about 9 MB when
+	// full. That holds every token checked within one NegativeTTL window by
+	// a service seeing 50,000 distinct tokens a second, at the default
+	// NegativeTTL of one second, which covers all but the largest services.
+	// A cache too small is never wrong, only slower: a steadily growing
+	// Stats.Evictions says to raise it.
+	DefaultSize = 50_000
+
+	// DefaultNegativeTTL is how long a "not revoked" answer is reused when
+	// WithNegativeTTL is not given.
+	DefaultNegativeTTL = time.Second
+
+	// DefaultPositiveTTL is how long a "revoked" answer is reused, when
+	// WithPositiveTTL is not given, if the next Store cannot tell when a
+	// revocation ends (it is not a blocklist.ExpiryStore). One second keeps
+	// contract clause 4 of the root package: IsRevoked turns false at most
+	// one second after the token's exp.
+	DefaultPositiveTTL = time.Second
+
+	// DefaultLookupTimeout bounds one lookup in the next Store when
+	// WithLookupTimeout is not given.
+	DefaultLookupTimeout = 5 * time.Second
+)
+
+// Option configures a Store made by New.
+type Option func(*config)
+
+type config struct {
+	size          int
+	negativeTTL   time.Duration
+	positiveTTL   time.Duration
+	lookupTimeout time.Duration
+	clock         func() time.Time
+	errs          []error
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+func (c *config) err() error {
+	if err := errors.Join(c.errs...); err != nil {
+		return fmt.Errorf("cached: %w", err)
+	}
+	return nil
+}
+
+// WithSize sets how many token ids the Store remembers (default
+// DefaultSize). The least recently checked entry is dropped to make room.
+// n must be at least 1, or New returns an error.
+func WithSize(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("WithSize(%d): size must be at least 1", n)
+			return
+		}
+		c.size = n
+	}
+}
+
+// WithNegativeTTL sets how long a "not revoked" answer from the next Store
+// is reused (default DefaultNegativeTTL, one second). This is the staleness
+// bound: a revocation written by another process, or straight into the next
+// Store, is seen by this Store at most d after it was made. Zero turns
+// negative caching off, so every check of a token that is not revoked asks
+// the next Store (concurrent checks of one id still share one call). A
+// negative d makes New return an error.
+func WithNegativeTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("WithNegativeTTL(%v): must not be negative", d)
+			return
+		}
+		c.negativeTTL = d
+	}
+}
+
+// WithPositiveTTL sets how long a "revoked" answer is reused when the next
+// Store is not a blocklist.ExpiryStore and so cannot tell when the
+// revocation ends (default DefaultPositiveTTL, one second). Such an answer
+// may stay true up to d after the token's exp, so keep d at one second or
+// less to keep contract clause 4. Zero makes every check of a revoked token
+// ask the next Store. With an ExpiryStore (every backend of this module) the
+// option has no effect: revoked answers are kept exactly until the
+// revocation ends. A negative d makes New return an error.
+func WithPositiveTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("WithPositiveTTL(%v): must not be negative", d)
+			return
+		}
+		c.positiveTTL = d
+	}
+}
+
+// WithLookupTimeout bounds one lookup in the next Store (default
+// DefaultLookupTimeout). Concurrent misses on one id share a single lookup,
+// so the lookup does not run under any one caller's context: a caller
+// whose context ends stops waiting and gets the context's error at once,
+// while the lookup goes on for the others, bounded by d. The lookup keeps
+// the values of the context of the caller that started it. d must be
+// positive, or New returns an error.
+func WithLookupTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("WithLookupTimeout(%v): must be positive", d)
+			return
+		}
+		c.lookupTimeout = d
+	}
+}
+
+// WithClock sets the clock the Store reads to expire its entries (default
+// time.Now). It is meant for tests; give the next Store the same clock.
+// A nil clock makes New return an error.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now == nil {
+			c.fail("WithClock(nil): clock must not be nil")
+			return
+		}
+		c.clock = now
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package cached_test
+
+const raceEnabled = true
