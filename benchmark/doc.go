@@ -1,0 +1,69 @@
+// Package benchmark measures a blocklist.Store, any Store, the way the
+// comparison of this module measures its own backends, so that a third-party
+// backend gets a row that can be set beside ours, and a backend beside the raw
+// client it wraps.
+//
+// It has two entry points over one workload. [Measure] runs a Store through
+// the workload and returns latency percentiles (p50, p99), parallel
+// throughput, allocations per operation and how many operations each figure
+// comes from; the comparison command of this module (go run ./bench) calls
+// it for every row of its table. [Run] runs the same workload as ordinary Go
+// benchmarks, beside conformance.Run, so that go test -bench reports ns/op
+// and allocs/op:
+//
+//	func BenchmarkStore(b *testing.B) {
+//		benchmark.Run(b, func(b *testing.B) blocklist.Store {
+//			s := mystore.New( /* a fresh namespace per call */ )
+//			b.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// A raw client (a map read, a bbolt View+Get, a Redis EXISTS, a memcached
+// get) is measured by the same code when wrapped as a [Baseline]: the ratio
+// between a Store and its Baseline, measured in the same run against the
+// same server, is the cost of the Store itself. [Time] and [Parallel] time any
+// other operation, such as a lookup in a blocklist of a million entries.
+//
+// # Workload
+//
+// Token ids look like the UUIDs most issuers put in jti (36 bytes) and carry a
+// random per-call prefix, so calls never see each other's entries. Before
+// timing, [Measure] revokes a set of ids (WithKeys, 1,000 by default) for
+// an hour (WithLifetime). It then times, in this order:
+//
+//   - IsRevoked on the revoked ids, cycling through them; each answer must
+//     be true,
+//   - IsRevoked on as many ids never revoked; each answer must be false,
+//   - Revoke of a fresh id per call (a logout),
+//   - IsRevoked from GOMAXPROCS goroutines at once (WithParallelism),
+//     alternating revoked and unrevoked ids, as operations per second.
+//
+// A wrong answer is an error, not a number. Each phase runs a warm-up first
+// (WithWarmup operations, at most a quarter of WithMaxDuration), then
+// WithOps timed operations, stopping early when WithMaxDuration has passed;
+// the result says how many operations ran. Allocations are counted with
+// runtime.MemStats over the timed operations.
+//
+// # Percentiles of fast operations
+//
+// Reading the clock costs tens of nanoseconds, as much as a lookup in a map.
+// So operations that the warm-up found faster than about 2 µs are timed in
+// groups (Latency.Group operations per clock reading, at most 1,000) and each
+// group counts as that many operations of its mean duration. Their p99 is
+// thus a p99 of group means: it hides a rare slow operation inside a group,
+// which the max of a network store's single-operation samples would show.
+// Operations slower than that are timed one by one.
+//
+// # Why a package of its own
+//
+// The comparison must run as go run ./bench, which makes bench a command,
+// and a command cannot be imported. The measuring code lives here instead,
+// importable and, like conformance, built on the standard library alone, so a
+// third party pulls in nothing by using it. The bench command adds what
+// needs the clients: the servers, the raw baselines, the table and the chart.
+//
+// Measurements take what they measure: seconds per Store, more against a
+// slow one. They are for benchmarks and tools, not for tests that must be
+// fast (use small WithOps and WithMaxDuration there).
+package benchmark
