@@ -1,0 +1,340 @@
+package jwtguard
+
+import (
+	"context"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+// Errors returned by Verify, Revoke and Logout. Test for them with
+// errors.Is; the error text adds detail meant for logs, never for clients.
+var (
+	// ErrNoToken means the request carries no token: no bearer
+	// Authorization header and no token cookie.
+	ErrNoToken = errors.New("jwtguard: no token")
+
+	// ErrInvalidToken means the token failed a check: malformed, bad
+	// signature, algorithm not allowed, expired, not yet valid, wrong issuer
+	// or audience, missing exp, or a jti that is not a string or is longer
+	// than blocklist.MaxIDLen bytes.
+	ErrInvalidToken = errors.New("jwtguard: invalid token")
+
+	// ErrRevoked means the token verified but is in the blocklist.
+	ErrRevoked = errors.New("jwtguard: token revoked")
+)
+
+// IDPrefix starts the id of a token that has no jti: IDPrefix followed by
+// the unpadded base64url SHA-256 of its signature (see the package doc).
+const IDPrefix = "sig:"
+
+// Token is a token the Guard verified.
+type Token struct {
+	// Raw is the token as the client sent it.
+	Raw string
+	// ID is the id the Guard checks and revokes: the jti claim, or IDPrefix
+	// and a digest of the signature when the token has no jti.
+	ID string
+	// ExpiresAt is the token's exp claim.
+	ExpiresAt time.Time
+	// Claims are the token's claims, decoded from JSON: numbers are
+	// float64, arrays []any, objects map[string]any.
+	Claims jwt.MapClaims
+}
+
+// Guard verifies JWTs and checks them against a blocklist.Store. Make one
+// with New; it is safe for concurrent use.
+type Guard struct {
+	store   blocklist.Store
+	keyFunc jwt.Keyfunc
+	parser  *jwt.Parser
+	leeway  time.Duration
+	cookie  http.Cookie
+
+	errorHandler ErrorHandler
+	failOpen     bool
+	onError      func(r *http.Request, err error)
+
+	// WWW-Authenticate values, built once by New.
+	challengeMissing, challengeInvalid, challengeRevoked string
+}
+
+// New returns a Guard that verifies tokens with keyFunc and refuses those
+// revoked in store. keyFunc receives the parsed but unverified token and
+// returns the key to check its signature with (or a jwt.VerificationKeySet);
+// an error from it makes the token invalid. WithAlgorithms is required.
+//
+// New returns an error for a nil store or keyFunc, for a missing
+// WithAlgorithms, and for any invalid option, naming each.
+func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, error) {
+	cfg := config{cookie: http.Cookie{Name: DefaultCookieName}}
+	if store == nil {
+		cfg.fail("New: store is nil")
+	}
+	if keyFunc == nil {
+		cfg.fail("New: key function is nil")
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	if len(cfg.algorithms) == 0 && len(cfg.errs) == 0 {
+		cfg.fail("New: WithAlgorithms is required: no algorithm is accepted by default")
+	}
+	if err := cfg.err(); err != nil {
+		return nil, err
+	}
+
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods(cfg.algorithms),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.leeway),
+	}
+	if cfg.issuer != "" {
+		popts = append(popts, jwt.WithIssuer(cfg.issuer))
+	}
+	if len(cfg.audience) > 0 {
+		popts = append(popts, jwt.WithAudience(cfg.audience...))
+	}
+	if cfg.now != nil {
+		popts = append(popts, jwt.WithTimeFunc(cfg.now))
+	}
+	if cfg.cookie.Path == "" {
+		cfg.cookie.Path = "/"
+	}
+	if cfg.cookie.SameSite == 0 {
+		cfg.cookie.SameSite = http.SameSiteLaxMode
+	}
+	cfg.cookie.HttpOnly = true
+	if cfg.errorHandler == nil {
+		cfg.errorHandler = serviceUnavailable
+	}
+
+	realm := ""
+	if cfg.realm != "" {
+		realm = `realm="` + cfg.realm + `"`
+	}
+	join := func(params ...string) string {
+		var nonEmpty []string
+		for _, p := range params {
+			if p != "" {
+				nonEmpty = append(nonEmpty, p)
+			}
+		}
+		if len(nonEmpty) == 0 {
+			return "Bearer"
+		}
+		return "Bearer " + strings.Join(nonEmpty, ", ")
+	}
+
+	return &Guard{
+		store:            store,
+		keyFunc:          keyFunc,
+		parser:           jwt.NewParser(popts...),
+		leeway:           cfg.leeway,
+		cookie:           cfg.cookie,
+		errorHandler:     cfg.errorHandler,
+		failOpen:         cfg.failOpen,
+		onError:          cfg.onError,
+		challengeMissing: join(realm),
+		challengeInvalid: join(realm, `error="invalid_token"`),
+		challengeRevoked: join(realm, `error="invalid_token"`, `error_description="token revoked"`),
+	}, nil
+}
+
+func serviceUnavailable(w http.ResponseWriter, _ *http.Request, _ error) {
+	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+}
+
+// Middleware returns a handler that serves a request with next only when it
+// carries a valid token that is not revoked, as the package doc describes.
+// next receives a copy of the request whose context holds the token; the
+// request passed in is never modified.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := g.extract(r)
+		if err != nil {
+			g.refuse(w, err)
+			return
+		}
+		t, err := g.check(r.Context(), raw)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
+			g.refuse(w, err)
+			return
+		case g.failOpen && t != nil:
+			g.onError(r, err)
+		default:
+			g.errorHandler(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), t)))
+	})
+}
+
+// Verify does what the middleware does with a token, for flows that are not
+// plain HTTP requests (a WebSocket message, a gRPC call): it parses raw,
+// checks its signature and claims, and asks the Store whether it is revoked.
+// It returns the token when all is well. Otherwise the error wraps
+// ErrInvalidToken or ErrRevoked, or wraps the Store's failure, and the token
+// is nil.
+func (g *Guard) Verify(ctx context.Context, raw string) (*Token, error) {
+	t, err := g.check(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// check is Verify, but returns the verified token along with a Store
+// failure, so that the middleware can fail open.
+func (g *Guard) check(ctx context.Context, raw string) (*Token, error) {
+	t, err := g.parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := g.store.IsRevoked(ctx, t.ID)
+	if err != nil {
+		return t, fmt.Errorf("jwtguard: checking the blocklist: %w", err)
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
+	return t, nil
+}
+
+// parse verifies raw without asking the Store.
+func (g *Guard) parse(raw string) (*Token, error) {
+	claims := jwt.MapClaims{}
+	jt, err := g.parser.ParseWithClaims(raw, claims, g.keyFunc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	// Belt and braces: the parser enforces both already.
+	if jt.Method == nil || jt.Method == jwt.SigningMethodNone {
+		return nil, fmt.Errorf("%w: unsigned token", ErrInvalidToken)
+	}
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, fmt.Errorf("%w: no exp", ErrInvalidToken)
+	}
+	var id string
+	switch jti := claims["jti"].(type) {
+	case nil:
+	case string:
+		if len(jti) > blocklist.MaxIDLen {
+			return nil, fmt.Errorf("%w: jti longer than %d bytes", ErrInvalidToken, blocklist.MaxIDLen)
+		}
+		id = jti
+	default:
+		return nil, fmt.Errorf("%w: jti is not a string", ErrInvalidToken)
+	}
+	if id == "" {
+		id = signatureID(jt)
+	}
+	return &Token{Raw: raw, ID: id, ExpiresAt: exp.Time, Claims: claims}, nil
+}
+
+// signatureID is the id of a token without jti: see the package doc.
+func signatureID(t *jwt.Token) string {
+	sig := t.Signature
+	if m, ok := t.Method.(*jwt.SigningMethodECDSA); ok {
+		sig = lowS(sig, m)
+	}
+	sum := sha256.Sum256(sig)
+	return IDPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// lowS returns the ECDSA signature r||s with s replaced by min(s, n-s), so
+// that the two signatures that verify for one message get one id.
+func lowS(sig []byte, m *jwt.SigningMethodECDSA) []byte {
+	var curve elliptic.Curve
+	switch m.CurveBits {
+	case 256:
+		curve = elliptic.P256()
+	case 384:
+		curve = elliptic.P384()
+	case 521:
+		curve = elliptic.P521()
+	default:
+		return sig
+	}
+	if len(sig) != 2*m.KeySize {
+		return sig
+	}
+	n := curve.Params().N
+	s := new(big.Int).SetBytes(sig[m.KeySize:])
+	if half := new(big.Int).Rsh(n, 1); s.Cmp(half) <= 0 {
+		return sig
+	}
+	s.Sub(n, s)
+	out := make([]byte, len(sig))
+	copy(out, sig[:m.KeySize])
+	s.FillBytes(out[m.KeySize:])
+	return out
+}
+
+// extract returns the token of r: the bearer header's, or else the
+// cookie's. A bearer header that holds no token is an invalid token, not a
+// missing one; an Authorization header of another scheme is ignored.
+func (g *Guard) extract(r *http.Request) (string, error) {
+	switch auth := r.Header.Values("Authorization"); len(auth) {
+	case 0:
+	case 1:
+		if raw, ok := bearer(auth[0]); ok {
+			if raw == "" {
+				return "", fmt.Errorf("%w: empty bearer token", ErrInvalidToken)
+			}
+			return raw, nil
+		}
+	default:
+		return "", fmt.Errorf("%w: %d Authorization headers", ErrInvalidToken, len(auth))
+	}
+	if c, err := r.Cookie(g.cookie.Name); err == nil && c.Value != "" {
+		return c.Value, nil
+	}
+	return "", ErrNoToken
+}
+
+// bearer returns the token of an Authorization header value of the Bearer
+// scheme (RFC 6750 section 2.1), and whether the scheme is Bearer.
+func bearer(v string) (string, bool) {
+	const scheme = "Bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", true
+	}
+	if rest[0] != ' ' {
+		return "", false // another scheme, such as "Bearerish"
+	}
+	return strings.Trim(rest, " "), true
+}
+
+// refuse answers 401 with the RFC 6750 challenge that fits err.
+func (g *Guard) refuse(w http.ResponseWriter, err error) {
+	challenge := g.challengeInvalid
+	switch {
+	case errors.Is(err, ErrNoToken):
+		challenge = g.challengeMissing
+	case errors.Is(err, ErrRevoked):
+		challenge = g.challengeRevoked
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+}

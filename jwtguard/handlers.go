@@ -1,0 +1,160 @@
+package jwtguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// maxRevocationBody bounds the form RevocationHandler reads: a token and a
+// hint, with room for large tokens.
+const maxRevocationBody = 64 << 10
+
+// Revoke verifies raw (signature and claims, as the middleware does, but
+// without asking whether it is already revoked) and revokes it until its exp
+// plus the leeway. Revoking a revoked token again is not an error. A token
+// that does not verify gets an error wrapping ErrInvalidToken and nothing is
+// stored: an expired token needs no revocation. A Store failure is returned
+// wrapped.
+func (g *Guard) Revoke(ctx context.Context, raw string) error {
+	t, err := g.parse(raw)
+	if err != nil {
+		return err
+	}
+	return g.revoke(ctx, t)
+}
+
+func (g *Guard) revoke(ctx context.Context, t *Token) error {
+	if err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(g.leeway)); err != nil {
+		return fmt.Errorf("jwtguard: revoking: %w", err)
+	}
+	return nil
+}
+
+// Logout revokes the token of r until its exp plus the leeway and clears
+// the token cookie on w. It is the building block of LogoutHandler, for
+// handlers that answer in their own way (a redirect, a JSON body).
+//
+// The token is the one the middleware put in r's context; without the
+// middleware, Logout takes it from r and verifies it as the middleware
+// would, and returns an error wrapping ErrNoToken, ErrInvalidToken or
+// ErrRevoked when there is no valid token. When the Store fails, the error
+// wraps its failure and the cookie is left alone, so the client can retry.
+// Logout writes only a Set-Cookie header; the caller writes the response.
+func (g *Guard) Logout(w http.ResponseWriter, r *http.Request) error {
+	t, ok := TokenFromContext(r.Context())
+	if !ok {
+		raw, err := g.extract(r)
+		if err != nil {
+			return err
+		}
+		if t, err = g.Verify(r.Context(), raw); err != nil {
+			return err
+		}
+	}
+	if err := g.revoke(r.Context(), t); err != nil {
+		return err
+	}
+	g.clearCookie(w)
+	return nil
+}
+
+// LogoutHandler returns a handler that logs the request's token out with
+// Logout and answers 204 No Content. A request without a valid token gets
+// the middleware's 401; a Store failure goes to the ErrorHandler (503 by
+// default), whether or not the Guard fails open. Mount it on POST, behind
+// the middleware or not: a GET would let another site log users out with a
+// link.
+func (g *Guard) LogoutHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := g.Logout(w, r)
+		switch {
+		case err == nil:
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, ErrNoToken), errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
+			g.refuse(w, err)
+		default:
+			g.errorHandler(w, r, err)
+		}
+	})
+}
+
+// RevocationHandler returns an OAuth 2.0 token revocation endpoint (RFC
+// 7009). It takes a POST with an application/x-www-form-urlencoded body
+// holding token (required) and token_type_hint (accepted and ignored: the
+// Guard knows one kind of token). A token that verifies is revoked as
+// Revoke does; any other is left alone. Either way the answer is 200 with an
+// empty body, so the endpoint reveals nothing about the token (RFC 7009
+// section 2.2). A request without a token parameter gets 400 with
+// {"error":"invalid_request"}; another method gets 405. A Store failure
+// while revoking a valid token goes to the ErrorHandler (503 by default,
+// as section 2.2.1 allows): the revocation was not recorded and the client
+// must retry.
+//
+// RFC 7009 wants the caller authenticated. Mount the handler behind the
+// middleware so that only a holder of a valid token can revoke, or behind
+// your own client authentication.
+func (g *Guard) RevocationHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		form, err := readForm(r)
+		if err != nil || len(form["token"]) != 1 || form.Get("token") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":"invalid_request"}`+"\n")
+			return
+		}
+		switch err := g.Revoke(r.Context(), form.Get("token")); {
+		case err == nil, errors.Is(err, ErrInvalidToken):
+			w.WriteHeader(http.StatusOK)
+		default:
+			g.errorHandler(w, r, err)
+		}
+	})
+}
+
+// readForm reads the url-encoded body of r without modifying r (as
+// r.ParseForm would), and without looking at the query string: a token must
+// not travel in a URL.
+func readForm(r *http.Request) (url.Values, error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return nil, fmt.Errorf("content type %q", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRevocationBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxRevocationBody {
+		return nil, fmt.Errorf("body over %d bytes", maxRevocationBody)
+	}
+	return url.ParseQuery(string(body))
+}
+
+// SetCookie sets the token cookie on w to token, expiring at expires, with
+// the attributes of WithCookie; it is HttpOnly. Use it when issuing tokens,
+// so that Logout clears the same cookie.
+func (g *Guard) SetCookie(w http.ResponseWriter, token string, expires time.Time) {
+	c := g.cookie
+	c.Value = token
+	c.Expires = expires
+	http.SetCookie(w, &c)
+}
+
+func (g *Guard) clearCookie(w http.ResponseWriter) {
+	c := g.cookie
+	c.MaxAge = -1
+	c.Expires = time.Unix(1, 0)
+	http.SetCookie(w, &c)
+}
