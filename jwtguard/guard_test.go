@@ -553,7 +553,7 @@ func TestFailClosed(t *testing.T) {
 	// error handler: a jti too long for any store is an invalid token.
 	got.Store(nil)
 	for name, tok := range map[string]string{
-		"garbage":          "garbage",
+		"garbage":           "garbage",
 		"jti over MaxIDLen": hs256(t, claims(strings.Repeat("x", 5<<10))),
 	} {
 		if res := serve(g.Middleware(whoami), bearerRequest("GET", tok)); res.code != 401 {
