@@ -26,7 +26,7 @@ func TestDeathHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("pid %d\n", s.PID())
+	fmt.Printf("pid %d %s\n", s.PID(), s.dir)
 	time.Sleep(time.Minute)
 }
 
@@ -49,15 +49,23 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	pidText, ok := strings.CutPrefix(strings.TrimSpace(line), "pid ")
-	pid, convErr := strconv.Atoi(pidText)
-	if err != nil || !ok || convErr != nil {
+	// "pid PID DIR"; DIR may contain spaces.
+	fields := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 3)
+	var pid int
+	var dir string
+	if len(fields) == 3 {
+		pid, _ = strconv.Atoi(fields[1])
+		dir = fields[2]
+	}
+	if err != nil || pid <= 0 || !strings.Contains(dir, "testserver-redis-") {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("helper printed %q (%v); stderr:\n%s", line, err, stderr.String())
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
+	// The helper died before it could Close; its directory is ours to remove.
+	t.Cleanup(func() { os.RemoveAll(dir) })
 
 	deadline := time.Now().Add(5 * time.Second)
 	for alive(pid) {
