@@ -1,0 +1,120 @@
+package cached_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/jwtblocklist/blocklist/cached"
+)
+
+// hotIDs are the tokens the hit benchmarks check: UUID-sized, a power of
+// two of them so the index is a mask.
+func hotIDs() []string {
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+	}
+	return ids
+}
+
+// rawEntry is what a hand-written cache would store: the answer and when
+// it stops holding.
+type rawEntry struct {
+	until   int64
+	revoked bool
+}
+
+// BenchmarkIsRevokedHit measures a check answered from memory, beside the
+// raw baseline in the same run: golang-lru's Get followed by the same
+// expiry comparison against the clock. The ratio of the two is the cost of
+// everything cached adds (context and id checks, counters).
+func BenchmarkIsRevokedHit(b *testing.B) {
+	ids := hotIDs()
+	mask := len(ids) - 1
+	ctx := context.Background()
+
+	c, err := cached.New(newMemory(b), cached.WithNegativeTTL(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One shard: golang-lru's Cache, in effect, with its single lock.
+	c1, err := cached.New(newMemory(b), cached.WithNegativeTTL(time.Hour), cached.WithShards(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := lru.New[string, rawEntry](cached.DefaultSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour).UnixNano()
+	for _, id := range ids {
+		if _, err := c.IsRevoked(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c1.IsRevoked(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		raw.Add(id, rawEntry{until: until})
+	}
+	rawCheck := func(id string) bool {
+		e, ok := raw.Get(id)
+		if !ok || time.Now().UnixNano() >= e.until {
+			b.Fatal("raw miss")
+		}
+		return e.revoked
+	}
+	cachedCheck := func(c *cached.Store) func(string) bool {
+		return func(id string) bool {
+			revoked, err := c.IsRevoked(ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return revoked
+		}
+	}
+
+	// Each mode runs ours then the baseline back to back, so a loaded
+	// machine slows both alike. -count repeats each sub-benchmark in a row,
+	// so for paired rounds run the test binary several times instead.
+	b.Logf("cached: %d shards", c.Shards())
+	for _, mode := range []string{"serial", "parallel"} {
+		for _, bb := range []struct {
+			name  string
+			check func(string) bool
+		}{
+			{"cached-1shard", cachedCheck(c1)},
+			{"cached", cachedCheck(c)},
+			{"lru-raw", rawCheck},
+		} {
+			b.Run(mode+"/"+bb.name, func(b *testing.B) {
+				b.ReportAllocs()
+				if mode == "serial" {
+					i := 0
+					for b.Loop() {
+						if bb.check(ids[i&mask]) {
+							b.Fatal("revoked")
+						}
+						i++
+					}
+					return
+				}
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if bb.check(ids[i&mask]) {
+							b.Fatal("revoked")
+						}
+						i++
+					}
+				})
+			})
+		}
+	}
+	if st := c.Stats(); st.BackendCalls != uint64(len(ids)) {
+		b.Errorf("Stats = %+v: the benchmark missed", st)
+	}
+}

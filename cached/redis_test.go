@@ -1,0 +1,174 @@
+package cached_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/conformance"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// shared is the one redis-server the tests and benchmarks of this package
+// share; each store keeps to its own key prefix. Tests that kill a server
+// start their own.
+var shared struct {
+	once sync.Once
+	srv  *testserver.Server
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.srv != nil {
+		shared.srv.Close()
+	}
+	os.Exit(code)
+}
+
+func sharedRedis(t testing.TB) *testserver.Server {
+	t.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shared.srv, shared.err = testserver.StartRedis(ctx)
+	})
+	if shared.err != nil {
+		if errors.Is(shared.err, testserver.ErrNotInstalled) && os.Getenv("CI") != "true" {
+			t.Skipf("%v (with CI=true this is a failure)", shared.err)
+		}
+		t.Fatalf("starting the shared redis-server: %v", shared.err)
+	}
+	return shared.srv
+}
+
+var prefixes atomic.Int64
+
+func uniquePrefix(t testing.TB) string {
+	return fmt.Sprintf("cached-test:%d:%s:", prefixes.Add(1), t.Name())
+}
+
+func newRedisClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestConformanceRedis(t *testing.T) {
+	t.Parallel()
+	client := newRedisClient(t, sharedRedis(t).Addr())
+	conformance.Run(t, func(t *testing.T) blocklist.Store {
+		return newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))))
+	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
+		// A cache that has talked to its server, whose server is then killed.
+		srv := testserver.Redis(t)
+		c := newCached(t, redisstore.New(newRedisClient(t, srv.Addr())))
+		mustRevoked(t, c, "seen-before-the-kill", false, "fills the cache")
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}))
+}
+
+// Two processes sharing one Redis: a revocation made by the other one shows
+// here within NegativeTTL.
+func TestRedisStaleness(t *testing.T) {
+	t.Parallel()
+	const ttl = 200 * time.Millisecond
+	const slack = 150 * time.Millisecond
+	addr, prefix := sharedRedis(t).Addr(), uniquePrefix(t)
+	here := newCached(t, redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix)),
+		cached.WithNegativeTTL(ttl))
+	other := redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix))
+
+	mustRevoked(t, here, "a", false, "never revoked")
+	mustRevoke(t, other, "a", time.Now().Add(time.Hour))
+	revoked := time.Now()
+	for {
+		if ok, err := here.IsRevoked(context.Background(), "a"); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			break
+		}
+		if waited := time.Since(revoked); waited > ttl+slack {
+			t.Fatalf("revocation by the other process still unseen after %v; NegativeTTL is %v", waited, ttl)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	mustRevoke(t, here, "b", time.Now().Add(time.Hour))
+	mustRevoked(t, other, "b", true, "written through to Redis")
+	mustRevoked(t, here, "b", true, "seen here at once")
+}
+
+// The server dies and comes back: while it is down every check of an id
+// not known to be revoked fails (never a silent false); once it is back the
+// answers are right at once, with nothing stale left from the outage.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	const ttl = 100 * time.Millisecond
+	srv := testserver.Redis(t)
+	prefix := uniquePrefix(t)
+	// No retries: go-redis would spend seconds redialling a dead server.
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), cached.WithNegativeTTL(ttl))
+	exp := time.Now().Add(time.Hour)
+
+	mustRevoke(t, c, "revoked", exp)
+	mustRevoked(t, c, "seen", false, "never revoked")
+
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ttl) // the cached "not revoked" for "seen" expires
+	for _, jti := range []string{"seen", "unseen"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ok, err := c.IsRevoked(ctx, jti)
+		cancel()
+		if err == nil {
+			t.Errorf("IsRevoked(%q) with the server down = %v, nil; want an error", jti, ok)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := c.Revoke(ctx, "during", exp); err == nil {
+		t.Error("Revoke with the server down succeeded")
+	}
+	cancel()
+	mustRevoked(t, c, "revoked", true, "a known revocation holds until its exp, server or not")
+	if st := c.Stats(); st.Errors < 3 {
+		t.Errorf("Stats.Errors = %d, want at least 3", st.Errors)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for client.Ping(ctx).Err() != nil { // let the pool drop its dead connections
+		if ctx.Err() != nil {
+			t.Fatal("redis-server not answering after restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Another process revokes the ids whose lookups failed: the failures
+	// left no "not revoked" entry, so this one sees them at once.
+	other := redisstore.New(newRedisClient(t, srv.Addr()), redisstore.WithPrefix(prefix))
+	for _, jti := range []string{"seen", "unseen"} {
+		mustRevoke(t, other, jti, exp)
+		mustRevoked(t, c, jti, true, "revoked by another process after the outage")
+	}
+	mustRevoked(t, c, "during", false, "the failed Revoke left no local entry")
+}
