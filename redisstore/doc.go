@@ -3,7 +3,8 @@
 // one process, or must remember logouts across restarts and already runs
 // Redis. It works with a standalone server, a Redis Cluster and a sharded
 // *redis.Ring: pass any redis.UniversalClient of go-redis v9 to [New]. The
-// caller builds, configures and closes the client.
+// caller builds, configures and closes the client. It needs Redis 7.0 or
+// later (PEXPIREAT ... GT, PEXPIRETIME).
 //
 // # Cost
 //
@@ -55,15 +56,21 @@
 //
 // Cluster hashes only the part of a key inside its first non-empty {...}, if
 // there is one. Keep braces out of the prefix, or every revocation lands in
-// one slot, on one master.
+// one slot, on one master. Braces inside an id are harmless: they only pick
+// that id's slot. Keep reads on the masters (the ClusterClient default, not
+// ReadOnly or RouteByLatency): a replica lags, and could answer "not revoked"
+// for a token revoked a moment ago.
 //
 // # Deadlines and failures
 //
-// A context that is already done fails before any work. Set
-// ContextTimeoutEnabled in the client's options so that a context's deadline
-// also bounds reads and writes on an open connection; without it go-redis
-// bounds them by its ReadTimeout and WriteTimeout instead, and only dialing,
-// pool waits and retry backoff follow the context. Any error from go-redis
+// A context that is already done fails before any work. Give every request
+// a deadline, and set ContextTimeoutEnabled in the client's options so that
+// the deadline also bounds reads and writes on an open connection; without it
+// go-redis bounds them by its ReadTimeout and WriteTimeout instead, and only
+// dialing, pool waits and retry backoff follow the context. With its default
+// options go-redis keeps retrying a server that is down for about two
+// seconds (MaxRetries, DialerRetries, DialerRetryTimeout) before it gives up,
+// unless the context ends first. Any error from go-redis
 // (server down, timeout, a reply of the wrong type) comes back wrapped as
 // "redisstore: ...", never as "not revoked". When the server comes back, the
 // same Store and client work again: go-redis reconnects by itself.

@@ -65,6 +65,14 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	return &Store{client: client, prefix: cfg.prefix}
 }
 
+// key returns the Redis key of jti: the prefix and the raw id, nothing
+// escaped. Redis keys are binary-safe, so every id of 1 to MaxIDLen bytes is
+// its own key. On Cluster, an id containing a hash tag ("{...}") has its slot
+// chosen by the tag instead of the whole key; that is harmless because every
+// command we send touches this one key only (no multi-key command could
+// fail with CROSSSLOT), and ids sharing a tag merely share a slot.
+func (s *Store) key(jti string) string { return s.prefix + jti }
+
 // check runs the checks every method makes before any work: a valid id, a
 // usable client and a context that is not done yet.
 func (s *Store) check(ctx context.Context, op, jti string) error {
@@ -91,7 +99,8 @@ func (s *Store) check(ctx context.Context, op, jti string) error {
 // Revoke returns an error wrapping blocklist.ErrInvalidID for an empty or
 // too long id, one wrapping ctx.Err() for a done context, and a
 // "redisstore: revoke: ..." error when Redis did not acknowledge the write;
-// the revocation may or may not be stored then, so retry it.
+// the revocation may or may not be stored then. Revoke is idempotent, so
+// retrying it (as go-redis itself does on a broken connection) is safe.
 func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if err := s.check(ctx, "revoke", jti); err != nil {
 		return err
@@ -104,7 +113,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if exp.After(time.UnixMilli(ms)) {
 		ms++
 	}
-	key := s.prefix + jti
+	key := s.key(jti)
 
 	// The write is a transaction of two single-key commands:
 	//
@@ -167,7 +176,7 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	// A hand-built command rather than client.Exists: through the
 	// UniversalClient interface, Exists's variadic key slice escapes to the
 	// heap, one allocation more per call than the raw client pays.
-	cmd := redis.NewIntCmd(ctx, "exists", s.prefix+jti)
+	cmd := redis.NewIntCmd(ctx, "exists", s.key(jti))
 	_ = s.client.Process(ctx, cmd)
 	n, err := cmd.Result()
 	if err != nil {
@@ -193,7 +202,7 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	}
 	// A raw IntCmd rather than client.PExpireTime: that one converts the
 	// answer to a time.Duration since 1970, which overflows after 2262.
-	cmd := redis.NewIntCmd(ctx, "pexpiretime", s.prefix+jti)
+	cmd := redis.NewIntCmd(ctx, "pexpiretime", s.key(jti))
 	_ = s.client.Process(ctx, cmd)
 	ms, err := cmd.Result()
 	if err != nil {
