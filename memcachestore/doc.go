@@ -24,16 +24,17 @@
 // use Redis with persistence (redisstore, appendonly yes) or a local
 // database (boltstore).
 //
-// If you use memcached, size it so that it never evicts: give -m room for
-// every live revocation, roughly 150 bytes each with a UUID-sized id (about
-// 100 MB per 500,000 tokens revoked within one token lifetime, with room to
-// spare) and more for long ids; give the blocklist its own memcached, or a
-// server whose other data cannot crowd it out; and watch the evictions
-// counter of the "stats" command, which must stay 0 (memcached-tool
-// HOST:PORT stats, or echo stats | nc HOST PORT). Starting memcached with
-// -M makes it refuse new entries when full instead of evicting old ones:
-// Revoke then returns an error that a caller can see and retry, rather than
-// an older revocation vanishing without a word.
+// If you use memcached, size it so that it never evicts. An entry for a
+// UUID-sized id takes one 120-byte chunk (about 130 bytes with memcached's
+// hash table), a 1 KiB id about 1.2 KB: -m 256 holds a million live UUID
+// revocations with room to spare. Count the revocations made within one
+// token lifetime, since each lives until its token's exp. Give the
+// blocklist its own memcached, or one whose other data cannot crowd it out,
+// and watch the evictions counter of the "stats" command, which must stay 0
+// (echo stats | nc HOST PORT). Better, start memcached with -M: a full
+// server then refuses new entries instead of evicting old ones, so Revoke
+// returns an error that the caller sees and can act on, and no acknowledged
+// revocation vanishes for lack of memory.
 //
 // # Keys and values
 //

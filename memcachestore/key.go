@@ -81,8 +81,11 @@ func escapedIDLen(jti string, limit int) int {
 func makeKey(prefix, jti string) (key string, hashed bool) {
 	var buf [maxKeyLen]byte
 	b := append(buf[:0], prefix...)
-	if len(prefix)+1+escapedIDLen(jti, maxKeyLen) <= maxKeyLen {
+	if n := escapedIDLen(jti, maxKeyLen); len(prefix)+1+n <= maxKeyLen {
 		b = append(b, verbatimTag)
+		if n == len(jti) { // nothing to escape: the usual id
+			return string(append(b, jti...)), false
+		}
 		for i := 0; i < len(jti); i++ {
 			c := jti[i]
 			if keepInID(c) {

@@ -36,6 +36,7 @@ func downClient(t *testing.T, n int) *memcache.Client {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	client := memcache.New(testserver.Memcached(t).Addr())
 	down := downClient(t, 1)
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
@@ -48,6 +49,7 @@ func TestConformance(t *testing.T) {
 // TestConformanceTwoServers runs the suite with ids spread over two servers
 // behind one client.
 func TestConformanceTwoServers(t *testing.T) {
+	t.Parallel()
 	a, b := testserver.Memcached(t), testserver.Memcached(t)
 	client := memcache.New(a.Addr(), b.Addr())
 	down := downClient(t, 2)
