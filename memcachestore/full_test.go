@@ -46,7 +46,7 @@ func fill(t *testing.T, s *memcachestore.Store, limit int) ([]bool, error) {
 }
 
 func newFillClient(srv *testserver.Server) *memcache.Client {
-	c := memcache.New(srv.Addr())
+	c := newClient(srv.Addr())
 	c.MaxIdleConns = fillWorkers
 	return c
 }

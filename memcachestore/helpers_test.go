@@ -8,7 +8,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 )
+
+// newClient returns a client for tests. Its Timeout is generous because CI
+// runs many servers and race-instrumented tests on two cores, where a reply
+// can take longer than gomemcache's default of 500 ms; a dead server still
+// fails at once (connection refused).
+func newClient(addrs ...string) *memcache.Client {
+	c := memcache.New(addrs...)
+	c.Timeout = 5 * time.Second
+	c.MaxIdleConns = 16
+	return c
+}
 
 // statValue reads one counter from the "stats" command of the server at
 // addr. gomemcache has no call for it.

@@ -124,7 +124,12 @@ var prefixSeeds = []string{DefaultPrefix, "", "app:", "app:=x", "app:%3Dx", "a b
 // yields a legal memcached key, and every key parses back to its own prefix
 // and id, so distinct (prefix, id) pairs never share a key, except hashed
 // ids whose digests collide, which their values tell apart. Under plain go
-// test it runs the seeds below; go test -fuzz FuzzKey explores further.
+// test it runs the seeds below; to explore further:
+//
+//	go test -run '^$' -fuzz FuzzKey -fuzztime 1m -fuzzminimizetime 5x ./memcachestore
+//
+// (-fuzzminimizetime keeps the run from spending a minute minimizing each
+// new input.)
 func FuzzKey(f *testing.F) {
 	for i, id := range keySeeds {
 		f.Add(prefixSeeds[i%len(prefixSeeds)], id)

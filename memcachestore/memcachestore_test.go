@@ -37,7 +37,7 @@ func downClient(t *testing.T, n int) *memcache.Client {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	client := memcache.New(testserver.Memcached(t).Addr())
+	client := newClient(testserver.Memcached(t).Addr())
 	down := downClient(t, 1)
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
 		return memcachestore.New(client, memcachestore.WithPrefix(newPrefix()))
@@ -51,7 +51,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceTwoServers(t *testing.T) {
 	t.Parallel()
 	a, b := testserver.Memcached(t), testserver.Memcached(t)
-	client := memcache.New(a.Addr(), b.Addr())
+	client := newClient(a.Addr(), b.Addr())
 	down := downClient(t, 2)
 	t.Cleanup(func() { // after the parallel subtests, before the servers stop
 		for _, srv := range []*testserver.Server{a, b} {
@@ -92,7 +92,7 @@ func wantFailure(t *testing.T, what string, err error) {
 func TestServerKilled(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Memcached(t)
-	client := memcache.New(srv.Addr())
+	client := newClient(srv.Addr())
 	s := memcachestore.New(client)
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
@@ -135,7 +135,7 @@ func TestServerKilled(t *testing.T) {
 func TestOneOfTwoServersKilled(t *testing.T) {
 	t.Parallel()
 	a, b := testserver.Memcached(t), testserver.Memcached(t)
-	s := memcachestore.New(memcache.New(a.Addr(), b.Addr()))
+	s := memcachestore.New(newClient(a.Addr(), b.Addr()))
 	ctx := context.Background()
 	const n = 40
 	for i := range n {
@@ -169,7 +169,7 @@ func TestOneOfTwoServersKilled(t *testing.T) {
 // another prefix's keys.
 func TestPrefixes(t *testing.T) {
 	t.Parallel()
-	client := memcache.New(testserver.Memcached(t).Addr())
+	client := newClient(testserver.Memcached(t).Addr())
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 	// Each pair would share a key if prefix and id were simply concatenated.
@@ -276,7 +276,7 @@ func TestHungServerDeadline(t *testing.T) {
 // rising exps: the latest exp must win.
 func TestConcurrentRevokeLatestWins(t *testing.T) {
 	t.Parallel()
-	s := memcachestore.New(memcache.New(testserver.Memcached(t).Addr()))
+	s := memcachestore.New(newClient(testserver.Memcached(t).Addr()))
 	ctx := context.Background()
 	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	const workers = 16
