@@ -13,8 +13,13 @@ import (
 // connections but never answers, and resumes it when the test ends.
 func stop(t *testing.T, srv *testserver.Server) {
 	t.Helper()
-	if err := syscall.Kill(srv.PID(), syscall.SIGSTOP); err != nil {
+	pid := srv.PID()
+	if pid <= 0 {
+		// kill(0, …) would signal this test binary's whole process group.
+		t.Fatalf("server is not running (pid %d)", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Kill(srv.PID(), syscall.SIGCONT) })
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
 }
