@@ -19,6 +19,10 @@ const (
 	DefaultOps = 10_000
 	// DefaultWarmup is the number of untimed operations before each phase.
 	DefaultWarmup = 1_000
+	// DefaultMinDuration is the least time the lookups of a phase are timed
+	// for, whatever WithOps says, so that a fast Store gives enough samples
+	// for a steady p99.
+	DefaultMinDuration = 250 * time.Millisecond
 	// DefaultMaxDuration bounds each phase; a phase that reaches it stops
 	// early and reports the operations it ran.
 	DefaultMaxDuration = 3 * time.Second
@@ -37,6 +41,11 @@ const groupTarget = 2 * time.Microsecond
 // maxGroup bounds the size of a group of operations timed together.
 const maxGroup = 1000
 
+// rounds is how many turns a Store and its baseline take in each phase, in
+// the order A B B A A B B A, so that both see the same state of the machine
+// and drift (a warming cache, a noisy neighbour) falls on both alike.
+const rounds = 4
+
 // fillWorkers is how many goroutines revoke the id set before timing, so
 // that a store that batches writes (boltstore) fills it in a few commits.
 const fillWorkers = 64
@@ -47,16 +56,21 @@ type Option func(*config)
 type config struct {
 	ops         int
 	warmup      int
+	minDuration time.Duration
 	maxDuration time.Duration
 	parallelism int
 	keys        int
 	lifetime    time.Duration
+	baseline    blocklist.Store
+	baseName    string
 	errs        []error
 }
 
-// WithOps sets the number of timed operations per phase (default
-// DefaultOps). The parallel phase runs this many per goroutine. n must be
-// at least 1. Run ignores it: testing.B chooses its own counts.
+// WithOps sets the least number of timed operations per phase (default
+// DefaultOps); lookups go on until WithMinDuration has passed too. The
+// parallel phase runs this many per goroutine, the Revoke phase exactly this
+// many. Every phase stops at WithMaxDuration. n must be at least 1. Run
+// ignores it: testing.B chooses its own counts.
 func WithOps(n int) Option {
 	return func(c *config) {
 		if n < 1 {
@@ -69,9 +83,11 @@ func WithOps(n int) Option {
 
 // WithWarmup sets the number of untimed operations before each phase
 // (default DefaultWarmup), each of them checked like a timed one. A warm-up
-// stops early after a quarter of WithMaxDuration. Zero skips the warm-up, and
-// then every operation is timed alone (see the package documentation).
-// Run ignores it.
+// stops early after a quarter of WithMaxDuration; Measure lengthens the
+// warm-up of lookups to ask for every id once. At least 16 more untimed
+// operations follow, timed together to choose the size of the groups fast
+// operations are timed in (see the package documentation); Latency.Warmup
+// counts them too. Run ignores it.
 func WithWarmup(n int) Option {
 	return func(c *config) {
 		if n < 0 {
@@ -79,6 +95,38 @@ func WithWarmup(n int) Option {
 			return
 		}
 		c.warmup = n
+	}
+}
+
+// WithMinDuration sets the least time the lookups of a phase (and the
+// parallel phase) are timed for, even past WithOps operations (default
+// DefaultMinDuration), so that a Store that answers in nanoseconds still
+// gives many samples. Zero times exactly WithOps operations. The Revoke
+// phase ignores it: each Revoke needs a fresh id, made before timing. d must
+// not be negative. Run ignores it.
+func WithMinDuration(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithMinDuration(%v): want 0 or more", d))
+			return
+		}
+		c.minDuration = d
+	}
+}
+
+// WithBaseline makes Measure time raw beside the Store, usually a Baseline
+// wrapping the raw client the Store is built on. In every phase the two
+// take turns, four rounds each (store, raw, raw, store, store, raw, raw,
+// store), so that both meet the same state of the machine and the server;
+// Result.Baseline holds raw's figures, named name. Each gets its own ids.
+// Time, Parallel and Run ignore it.
+func WithBaseline(name string, raw blocklist.Store) Option {
+	return func(c *config) {
+		if raw == nil {
+			c.errs = append(c.errs, fmt.Errorf("WithBaseline(%q, nil): want a Store", name))
+			return
+		}
+		c.baseline, c.baseName = raw, name
 	}
 }
 
@@ -142,6 +190,7 @@ func newConfig(opts []Option) (config, error) {
 	c := config{
 		ops:         DefaultOps,
 		warmup:      DefaultWarmup,
+		minDuration: DefaultMinDuration,
 		maxDuration: DefaultMaxDuration,
 		parallelism: runtime.GOMAXPROCS(0),
 		keys:        DefaultKeys,
@@ -151,6 +200,9 @@ func newConfig(opts []Option) (config, error) {
 		if opt != nil {
 			opt(&c)
 		}
+	}
+	if c.minDuration > c.maxDuration {
+		c.minDuration = c.maxDuration
 	}
 	if len(c.errs) > 0 {
 		return c, fmt.Errorf("benchmark: %w", errors.Join(c.errs...))
@@ -175,6 +227,9 @@ type Result struct {
 	// Parallel is IsRevoked from many goroutines at once, half on revoked
 	// ids and half on unrevoked ones.
 	Parallel Throughput
+	// Baseline holds the figures of the Store given to WithBaseline,
+	// measured in turns with this one; nil without WithBaseline.
+	Baseline *Result
 }
 
 // Latency is the distribution of the duration of one operation.
@@ -182,9 +237,10 @@ type Latency struct {
 	// P50 and P99 are the median and 99th percentile. Max is the slowest
 	// sample, Mean the total time divided by Ops.
 	P50, P99, Max, Mean time.Duration
-	// Ops is the number of timed operations, fewer than WithOps when the
-	// phase reached WithMaxDuration. Warmup is the number of untimed ones
-	// before them.
+	// Ops is the number of timed operations: more than WithOps when
+	// WithMinDuration had not passed after them, fewer when the phase
+	// reached WithMaxDuration. Warmup is the number of untimed ones before
+	// them.
 	Ops, Warmup int
 	// Group is the number of operations timed together per clock reading:
 	// 1 for operations slower than about 2 µs (see the package
@@ -238,11 +294,13 @@ func (b Baseline) IsRevoked(ctx context.Context, jti string) (bool, error) {
 // documentation and returns what it found. name only labels the result and
 // errors. Measure adds revocations to s (WithKeys ids at setup, one per
 // timed Revoke), each lasting WithLifetime; give it a store, or a key
-// prefix, of its own.
+// prefix, of its own. With WithBaseline, the baseline is measured in turns
+// with s, phase by phase.
 //
 // Any error of s, and any wrong answer (false for a revoked id, true for
-// one never revoked), ends the measurement with an error naming the phase.
-// So does ctx being done; a long measurement stops at the next operation.
+// one never revoked), ends the measurement with an error naming the store
+// and the phase. So does ctx being done; a long measurement stops at the
+// next operation.
 func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option) (Result, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -254,28 +312,115 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("benchmark: %s: %w", name, err)
 	}
-	w, err := newWorkload(ctx, s, cfg.keys, cfg.lifetime)
-	if err != nil {
-		return Result{}, fmt.Errorf("benchmark: %s: setup: %w", name, err)
+	subjects := []*subject{{name: name, s: s}}
+	if cfg.baseline != nil {
+		subjects = append(subjects, &subject{name: cfg.baseName, s: cfg.baseline})
 	}
-	res := Result{Name: name, Keys: cfg.keys}
-	if res.Revoked, err = timeOp(ctx, w.isRevoked, cfg); err != nil {
-		return res, fmt.Errorf("benchmark: %s: IsRevoked of revoked ids: %w", name, err)
+	for _, sub := range subjects {
+		if sub.w, err = newWorkload(ctx, sub.s, cfg.keys, cfg.lifetime); err != nil {
+			return Result{}, fmt.Errorf("benchmark: %s: setup: %w", sub.name, err)
+		}
+		sub.res = Result{Name: sub.name, Keys: cfg.keys}
 	}
-	if res.Unrevoked, err = timeOp(ctx, w.isNotRevoked, cfg); err != nil {
-		return res, fmt.Errorf("benchmark: %s: IsRevoked of unrevoked ids: %w", name, err)
+
+	// turns lists whose turn each round is: A B B A A B B A with a
+	// baseline, A alone without.
+	var turns []*subject
+	if len(subjects) == 1 {
+		turns = subjects
+	} else {
+		for r := range rounds {
+			if r%2 == 0 {
+				turns = append(turns, subjects[0], subjects[1])
+			} else {
+				turns = append(turns, subjects[1], subjects[0])
+			}
+		}
 	}
-	// Fresh ids are made before the phase, so that formatting them is not
-	// timed; the warm-up takes the first ones.
-	w.fresh = w.ids.make('n', 0, cfg.warmup+cfg.ops)
-	if res.Revoke, err = timeOp(ctx, w.revoke, cfg); err != nil {
-		return res, fmt.Errorf("benchmark: %s: Revoke: %w", name, err)
+	perTurn := len(turns) / len(subjects)
+	share := func(n int) int { return (n + perTurn - 1) / perTurn }
+	shareD := func(d time.Duration) time.Duration { return d / time.Duration(perTurn) }
+
+	// Lookups: the warm-up asks for every id once, so that a cache in the
+	// Store starts the timed part as it would run for long.
+	serial := []struct {
+		phase string
+		op    func(w *workload) Op
+		res   func(r *Result) *Latency
+		warm  int
+	}{
+		{"IsRevoked of revoked ids", func(w *workload) Op { return w.isRevoked }, func(r *Result) *Latency { return &r.Revoked }, max(cfg.warmup, cfg.keys)},
+		{"IsRevoked of unrevoked ids", func(w *workload) Op { return w.isNotRevoked }, func(r *Result) *Latency { return &r.Unrevoked }, max(cfg.warmup, cfg.keys)},
+		{"Revoke", func(w *workload) Op { return w.revoke }, func(r *Result) *Latency { return &r.Revoke }, cfg.warmup},
 	}
-	w.fresh = nil
-	if res.Parallel, err = parallel(ctx, w.mixed, cfg); err != nil {
-		return res, fmt.Errorf("benchmark: %s: parallel IsRevoked: %w", name, err)
+	for _, l := range serial {
+		isRevoke := l.phase == "Revoke"
+		phases := map[*subject]*latencyPhase{}
+		for _, sub := range subjects {
+			if isRevoke {
+				// Fresh ids are made before the phase, so that formatting
+				// them is not timed; the warm-up takes the first ones
+				// (and the calibration after it, up to maxGroup).
+				sub.w.fresh = sub.w.ids.make('n', 0, cfg.warmup+maxGroup+cfg.ops)
+			}
+			p := &latencyPhase{op: l.op(sub.w)}
+			if err := p.warmUp(ctx, l.warm, cfg.maxDuration/4); err != nil {
+				return Result{}, fmt.Errorf("benchmark: %s: %s: %w", sub.name, l.phase, err)
+			}
+			phases[sub] = p
+		}
+		minD := cfg.minDuration
+		if isRevoke {
+			minD = 0
+		}
+		for _, sub := range turns {
+			p := phases[sub]
+			left := cfg.ops - p.ops
+			if isRevoke && left <= 0 {
+				continue // out of fresh ids
+			}
+			if err := p.run(ctx, max(1, min(share(cfg.ops), left)), shareD(minD), shareD(cfg.maxDuration)); err != nil {
+				return Result{}, fmt.Errorf("benchmark: %s: %s: %w", sub.name, l.phase, err)
+			}
+		}
+		for _, sub := range subjects {
+			*l.res(&sub.res) = phases[sub].latency()
+			sub.w.fresh = nil
+		}
+	}
+
+	// Parallel lookups, half on revoked ids; the warm-up again asks for
+	// every id.
+	par := map[*subject]*parallelPhase{}
+	for _, sub := range subjects {
+		p := &parallelPhase{op: sub.w.mixed, goroutines: cfg.parallelism}
+		if err := p.warmUp(ctx, max(cfg.warmup, 2*cfg.keys), cfg.maxDuration/4); err != nil {
+			return Result{}, fmt.Errorf("benchmark: %s: parallel IsRevoked: %w", sub.name, err)
+		}
+		par[sub] = p
+	}
+	for _, sub := range turns {
+		if err := par[sub].run(ctx, share(cfg.ops*cfg.parallelism), shareD(cfg.minDuration), shareD(cfg.maxDuration)); err != nil {
+			return Result{}, fmt.Errorf("benchmark: %s: parallel IsRevoked: %w", sub.name, err)
+		}
+	}
+	for _, sub := range subjects {
+		sub.res.Parallel = par[sub].throughput()
+	}
+
+	res := subjects[0].res
+	if len(subjects) == 2 {
+		res.Baseline = &subjects[1].res
 	}
 	return res, nil
+}
+
+// subject is a Store being measured, and what was found so far.
+type subject struct {
+	name string
+	s    blocklist.Store
+	w    *workload
+	res  Result
 }
 
 // workload holds the ids and the store one measurement runs on.
@@ -332,6 +477,21 @@ func (w *workload) isNotRevoked(ctx context.Context, i int) error {
 	}
 	if ok {
 		return fmt.Errorf("IsRevoked(%q) %w", jti, errFalsePositive)
+	}
+	return nil
+}
+
+// prime asks for every id once, so that a cache in the Store is warm.
+func (w *workload) prime(ctx context.Context) error {
+	for i := range w.revoked {
+		if err := w.isRevoked(ctx, i); err != nil {
+			return err
+		}
+	}
+	for i := range w.unrevoked {
+		if err := w.isNotRevoked(ctx, i); err != nil {
+			return err
+		}
 	}
 	return nil
 }

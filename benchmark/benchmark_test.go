@@ -3,6 +3,7 @@ package benchmark_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ var tiny = []benchmark.Option{
 	benchmark.WithOps(300),
 	benchmark.WithWarmup(30),
 	benchmark.WithKeys(50),
+	benchmark.WithMinDuration(0),
 	benchmark.WithMaxDuration(5 * time.Second),
 }
 
@@ -31,21 +33,26 @@ func TestMeasureMemorystore(t *testing.T) {
 	if res.Name != "mem" || res.Keys != 50 {
 		t.Errorf("Name, Keys = %q, %d", res.Name, res.Keys)
 	}
+	// The lookups' warm-up asks for each of the 50 ids at least once; every
+	// warm-up then runs at least 16 operations to calibrate.
 	for name, l := range map[string]benchmark.Latency{"Revoked": res.Revoked, "Unrevoked": res.Unrevoked, "Revoke": res.Revoke} {
-		if l.Ops != 300 || l.Warmup != 30 {
-			t.Errorf("%s: Ops, Warmup = %d, %d; want 300, 30", name, l.Ops, l.Warmup)
+		if wantWarm := map[bool]int{true: 30, false: 50}[name == "Revoke"] + 16; l.Ops != 300 || l.Warmup < wantWarm {
+			t.Errorf("%s: Ops, Warmup = %d, %d; want 300, at least %d", name, l.Ops, l.Warmup, wantWarm)
 		}
 		if l.Group < 1 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Mean <= 0 || l.AllocsPerOp < 0 {
 			t.Errorf("%s: implausible %+v", name, l)
 		}
 	}
 	p := res.Parallel
-	if p.Goroutines != 3 || p.Ops != 900 || p.Warmup < 30 || p.Elapsed <= 0 || p.OpsPerSec <= 0 {
+	if p.Goroutines != 3 || p.Ops < 900 || p.Warmup < 100 || p.Elapsed <= 0 || p.OpsPerSec <= 0 {
 		t.Errorf("Parallel: implausible %+v", p)
 	}
-	// Setup revoked 50 ids, the Revoke phase 330 more (warm-up included).
-	if n := s.Len(); n != 380 {
-		t.Errorf("store holds %d revocations, want 380", n)
+	if res.Baseline != nil {
+		t.Errorf("Baseline = %+v without WithBaseline", res.Baseline)
+	}
+	// Setup revoked 50 ids, the Revoke phase one per operation.
+	if n, want := s.Len(), 50+res.Revoke.Warmup+res.Revoke.Ops; n != want {
+		t.Errorf("store holds %d revocations, want %d", n, want)
 	}
 }
 
@@ -149,41 +156,92 @@ func TestTimeStopsAtMaxDuration(t *testing.T) {
 	}
 }
 
-func TestTimeGroupsFastOperations(t *testing.T) {
-	seen := map[int]bool{}
-	op := func(_ context.Context, i int) error {
-		if seen[i] {
-			return errors.New("operation number repeated")
+func TestMinDurationExtendsFastPhases(t *testing.T) {
+	op := func(context.Context, int) error { return nil }
+	start := time.Now()
+	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(10), benchmark.WithWarmup(10),
+		benchmark.WithMinDuration(30*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lat.Ops <= 10 || time.Since(start) < 30*time.Millisecond {
+		t.Errorf("Ops = %d after %v; want the phase to go on for the minimum duration", lat.Ops, time.Since(start))
+	}
+}
+
+// TestBaselineTakesTurns checks that the Store and its baseline alternate
+// within a phase, and that each gets its own figures.
+func TestBaselineTakesTurns(t *testing.T) {
+	mem := memorystore.New()
+	defer mem.Close()
+	var log []byte
+	var last byte
+	track := func(who byte, s blocklist.Store) blocklist.Store {
+		return benchmark.Baseline{
+			RevokeFunc: s.Revoke,
+			IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
+				if who != last {
+					log = append(log, who)
+					last = who
+				}
+				return s.IsRevoked(ctx, jti)
+			},
 		}
-		seen[i] = true
+	}
+	raw := memorystore.New()
+	defer raw.Close()
+	res, err := benchmark.Measure(t.Context(), "store", track('A', mem),
+		append(tiny, benchmark.WithBaseline("raw", track('B', raw)), benchmark.WithParallelism(1))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Baseline == nil || res.Baseline.Name != "raw" || res.Baseline.Revoked.Ops != 300 || res.Revoked.Ops != 300 {
+		t.Fatalf("Baseline = %+v; want raw's own figures, 300 revoked lookups each", res.Baseline)
+	}
+	// Setup (A, B), then per lookup phase: warm-ups A B, turns A B B A A B B A.
+	want := "AB" + "AB" + "ABABAB"
+	if got := string(log); !strings.HasPrefix(got, want) {
+		t.Errorf("turns %s..., want %s...", got[:min(len(got), len(want))], want)
+	}
+}
+
+func TestTimeGroupsFastOperations(t *testing.T) {
+	next := 0
+	op := func(_ context.Context, i int) error {
+		if i != next {
+			return fmt.Errorf("operation number %d, want %d", i, next)
+		}
+		next++
 		return nil
 	}
-	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(5000), benchmark.WithWarmup(500))
+	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(5000), benchmark.WithWarmup(500), benchmark.WithMinDuration(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lat.Group < 2 || lat.Ops != 5000 {
 		t.Errorf("Group, Ops = %d, %d; want a group of several fast operations and all 5000 timed", lat.Group, lat.Ops)
 	}
-	if len(seen) != 5500 {
-		t.Errorf("%d distinct operation numbers, want 5500", len(seen))
+	if next != lat.Warmup+lat.Ops || lat.Warmup < 500 {
+		t.Errorf("%d operations ran, Warmup %d + Ops %d", next, lat.Warmup, lat.Ops)
 	}
 }
 
 func TestParallelNumbersNeverRepeat(t *testing.T) {
-	var seen [8000]atomic.Bool
+	var seen [5000]atomic.Bool
 	op := func(_ context.Context, i int) error {
 		if i >= len(seen) || seen[i].Swap(true) {
 			return errors.New("operation number repeated or out of range")
 		}
 		return nil
 	}
-	tp, err := benchmark.Parallel(t.Context(), op, benchmark.WithOps(1000), benchmark.WithWarmup(100), benchmark.WithParallelism(4))
+	tp, err := benchmark.Parallel(t.Context(), op, benchmark.WithOps(1000), benchmark.WithWarmup(100),
+		benchmark.WithParallelism(4), benchmark.WithMinDuration(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp.Ops != 4000 || tp.Goroutines != 4 {
-		t.Errorf("Ops, Goroutines = %d, %d; want 4000, 4", tp.Ops, tp.Goroutines)
+	// Goroutines take numbers 64 at a time, so a few more than asked run.
+	if tp.Ops < 4000 || tp.Ops > 4000+4*64 || tp.Goroutines != 4 {
+		t.Errorf("Ops, Goroutines = %d, %d; want about 4000, 4", tp.Ops, tp.Goroutines)
 	}
 
 	failAt := func(_ context.Context, i int) error {

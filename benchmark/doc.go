@@ -39,16 +39,25 @@
 //   - IsRevoked from GOMAXPROCS goroutines at once (WithParallelism),
 //     alternating revoked and unrevoked ids, as operations per second.
 //
-// A wrong answer is an error, not a number. Each phase runs a warm-up first
-// (WithWarmup operations, at most a quarter of WithMaxDuration), then
-// WithOps timed operations, stopping early when WithMaxDuration has passed;
-// the result says how many operations ran. Allocations are counted with
-// runtime.MemStats over the timed operations.
+// A wrong answer is an error, not a number. Each phase starts with an untimed
+// warm-up (WithWarmup operations, at most a quarter of WithMaxDuration) that
+// asks for every id at least once, so that a cache in the Store starts warm.
+// Then at least WithOps operations are timed, and lookups go on until
+// WithMinDuration has passed, so that a store answering in nanoseconds gives
+// many samples; every phase stops at WithMaxDuration. The result says how
+// many operations ran. Allocations are counted with runtime.MemStats over the
+// timed operations.
+//
+// With WithBaseline, the baseline takes turns with the Store in every phase,
+// four rounds each in the order A B B A A B B A, so that a drift of the
+// machine (a noisy neighbour, a server compacting) falls on both alike and
+// their ratio stays honest.
 //
 // # Percentiles of fast operations
 //
 // Reading the clock costs tens of nanoseconds, as much as a lookup in a map.
-// So operations that the warm-up found faster than about 2 µs are timed in
+// So operations that the end of the warm-up found faster than about 2 µs
+// (timing at least 16 of them, and at least 50 µs of them) are timed in
 // groups (Latency.Group operations per clock reading, at most 1,000) and each
 // group counts as that many operations of its mean duration. Their p99 is
 // thus a p99 of group means: it hides a rare slow operation inside a group,

@@ -19,7 +19,8 @@ func ExampleMeasure() {
 	defer s.Close()
 
 	res, err := benchmark.Measure(context.Background(), "memorystore", s,
-		benchmark.WithOps(2000), benchmark.WithWarmup(200), benchmark.WithMaxDuration(time.Minute))
+		benchmark.WithOps(2000), benchmark.WithWarmup(200),
+		benchmark.WithMinDuration(0), benchmark.WithMaxDuration(time.Minute))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -53,7 +54,8 @@ func ExampleBaseline() {
 		},
 	}
 	res, err := benchmark.Measure(context.Background(), "raw map", raw,
-		benchmark.WithOps(500), benchmark.WithWarmup(50), benchmark.WithMaxDuration(time.Minute))
+		benchmark.WithOps(500), benchmark.WithWarmup(50),
+		benchmark.WithMinDuration(0), benchmark.WithMaxDuration(time.Minute))
 	if err != nil {
 		fmt.Println(err)
 		return

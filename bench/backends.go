@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/boltstore"
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/memcachestore"
+	"github.com/jwtblocklist/blocklist/memorystore"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// A pair is one row of the comparison and the row beneath it: a Store, and
+// the raw client calls it is built on, reaching the same server or file.
+type pair struct {
+	name    string // the Store, as the table names it
+	rawName string // the raw calls, as the table names them
+	rawLib  string // the raw client, as the chart names it
+	store   blocklist.Store
+	raw     blocklist.Store // a benchmark.Baseline
+	close   func() error    // releases what the pair owns (not shared clients)
+}
+
+func nop() error { return nil }
+
+// memoryPair is memorystore beside the map and lock it is built on.
+func memoryPair() pair {
+	s := memorystore.New()
+	var mu sync.RWMutex
+	m := map[string]int64{}
+	raw := benchmark.Baseline{
+		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
+			mu.Lock()
+			m[jti] = exp.UnixNano()
+			mu.Unlock()
+			return nil
+		},
+		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
+			mu.RLock()
+			exp := m[jti]
+			mu.RUnlock()
+			return exp > time.Now().UnixNano(), nil
+		},
+	}
+	return pair{name: "memorystore", rawName: "map + RWMutex", rawLib: "map + RWMutex", store: s, raw: raw, close: s.Close}
+}
+
+// rawBoltBucket is the bucket the raw bbolt calls use, beside the Store's.
+var rawBoltBucket = []byte("bench-raw")
+
+// boltPair is boltstore beside bbolt's own View+Get and Batch+Put, in one
+// new file in dir. It returns the db too, so a caller can tune it.
+func boltPair(dir string) (pair, *bolt.DB, error) {
+	db, err := bolt.Open(filepath.Join(dir, "bench.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return pair{}, nil, fmt.Errorf("bbolt: %w", err)
+	}
+	s, err := boltstore.New(db)
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(rawBoltBucket)
+			return err
+		})
+	}
+	if err != nil {
+		return pair{}, nil, errors.Join(err, db.Close())
+	}
+	raw := benchmark.Baseline{
+		// The same call the Store makes: one Batch, one fsync per batch.
+		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
+			v := binary.BigEndian.AppendUint64(nil, uint64(exp.UnixMilli()))
+			k := []byte(jti)
+			return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(rawBoltBucket).Put(k, v) })
+		},
+		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
+			// Zero-copy, as the Store does: bbolt only reads the key.
+			key := unsafe.Slice(unsafe.StringData(jti), len(jti))
+			var exp int64
+			err := db.View(func(tx *bolt.Tx) error {
+				if v := tx.Bucket(rawBoltBucket).Get(key); len(v) == 8 {
+					exp = int64(binary.BigEndian.Uint64(v))
+				}
+				return nil
+			})
+			return exp > time.Now().UnixMilli(), err
+		},
+	}
+	closeAll := func() error { return errors.Join(s.Close(), db.Close()) }
+	return pair{name: "boltstore", rawName: "bbolt View+Get, Batch+Put", rawLib: "bbolt", store: s, raw: raw, close: closeAll}, db, nil
+}
+
+// redisPair is redisstore beside go-redis EXISTS and SET PXAT on the same
+// client; prefix keeps both apart from every other key.
+func redisPair(name string, client redis.UniversalClient, prefix string) pair {
+	s := redisstore.New(client, redisstore.WithPrefix(prefix))
+	rawPrefix := prefix + "raw:"
+	raw := benchmark.Baseline{
+		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
+			return client.Process(ctx, redis.NewStatusCmd(ctx, "set", rawPrefix+jti, "1", "pxat", exp.UnixMilli()))
+		},
+		IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
+			n, err := client.Exists(ctx, rawPrefix+jti).Result()
+			return n == 1, err
+		},
+	}
+	return pair{name: name, rawName: "go-redis EXISTS, SET PXAT", rawLib: "go-redis", store: s, raw: raw, close: nop}
+}
+
+// memcachePair is memcachestore beside gomemcache Get and Set on the same
+// client. The benchmark's ids need no escaping, so the raw key is
+// prefix+id.
+func memcachePair(client *memcache.Client, prefix string) pair {
+	s := memcachestore.New(client, memcachestore.WithPrefix(prefix))
+	rawPrefix := prefix + "raw:"
+	raw := benchmark.Baseline{
+		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
+			v := binary.BigEndian.AppendUint64(nil, uint64(exp.UnixMilli()))
+			secs := int32(time.Until(exp)/time.Second) + 1
+			return client.Set(&memcache.Item{Key: rawPrefix + jti, Value: v, Expiration: secs})
+		},
+		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
+			it, err := client.Get(rawPrefix + jti)
+			if errors.Is(err, memcache.ErrCacheMiss) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return len(it.Value) == 8 && int64(binary.BigEndian.Uint64(it.Value)) > time.Now().UnixMilli(), nil
+		},
+	}
+	return pair{name: "memcachestore", rawName: "gomemcache Get, Set", rawLib: "gomemcache", store: s, raw: raw, close: nop}
+}
+
+// cachedPair puts cached, with its defaults, in front of p's Store, and a
+// golang-lru cache of the same size in front of p's raw calls: the cache a
+// user would write by hand, minus every rule of the contract (its "not
+// revoked" answers never expire, its revoked ones never end).
+func cachedPair(p pair) (pair, error) {
+	s, err := cached.New(p.store)
+	if err != nil {
+		return pair{}, err
+	}
+	c, err := lru.New[string, bool](cached.DefaultSize)
+	if err != nil {
+		return pair{}, err
+	}
+	next := p.raw
+	raw := benchmark.Baseline{
+		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
+			if err := next.Revoke(ctx, jti, exp); err != nil {
+				return err
+			}
+			c.Add(jti, true)
+			return nil
+		},
+		IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
+			if v, ok := c.Get(jti); ok {
+				return v, nil
+			}
+			v, err := next.IsRevoked(ctx, jti)
+			if err != nil {
+				return false, err
+			}
+			c.Add(jti, v)
+			return v, nil
+		},
+	}
+	return pair{
+		name:    "cached → " + p.name,
+		rawName: "golang-lru Get → " + p.rawName,
+		rawLib:  "golang-lru → " + p.rawLib,
+		store:   s,
+		raw:     raw,
+		close:   p.close,
+	}, nil
+}
+
+// newRedisClient returns a go-redis client for addr, configured as
+// redisstore's documentation asks.
+func newRedisClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+}
+
+// newClusterClient returns a go-redis Cluster client for addrs.
+func newClusterClient(addrs []string) *redis.ClusterClient {
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+}
+
+// newMemcacheClient returns a gomemcache client for addr that keeps enough
+// idle connections for the parallel phase: with gomemcache's default of 2,
+// every operation beyond two at once would dial a new connection.
+func newMemcacheClient(addr string, parallelism int) *memcache.Client {
+	c := memcache.New(addr)
+	c.MaxIdleConns = max(8, 2*parallelism)
+	return c
+}

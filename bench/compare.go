@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/jwtblocklist/blocklist/benchmark"
+)
+
+// comparedPair is a row of the comparison and the row beneath it, measured.
+type comparedPair struct {
+	name, rawName string
+	rawLib        string // short name of the raw client, for the chart
+	store, raw    benchmark.Result
+	err           error // set when the pair could not be measured
+}
+
+// pairMaker makes the pair of one row when its turn comes, so that only one
+// pair holds files and connections at a time.
+type pairMaker struct {
+	name string
+	make func() (pair, error)
+}
+
+// comparisonHeader names the columns of the comparison table; a test checks
+// that every row fills each of them.
+var comparisonHeader = []string{
+	"backend",
+	"revoked p50", "revoked p99",
+	"unrevoked p50", "unrevoked p99",
+	"Revoke p50", "Revoke p99",
+	"parallel",
+	"allocs/op",
+	"vs raw (p50)",
+	"ops timed",
+}
+
+// pairMakers lists the rows the env can measure, in the order of the table.
+func (r *runner) pairMakers(boltDir string) []pairMaker {
+	e := r.env
+	makers := []pairMaker{
+		{"memorystore", func() (pair, error) { return memoryPair(), nil }},
+		{"boltstore", func() (pair, error) {
+			dir, err := os.MkdirTemp(boltDir, "blocklist-bench-*")
+			if err != nil {
+				return pair{}, err
+			}
+			p, _, err := boltPair(dir)
+			if err != nil {
+				return pair{}, errors.Join(err, os.RemoveAll(dir))
+			}
+			closeStore := p.close
+			p.close = func() error { return errors.Join(closeStore(), os.RemoveAll(dir)) }
+			return p, nil
+		}},
+	}
+	// Networked pairs get a key prefix per row, so the cached rows do not
+	// read the keys of the plain ones.
+	type netMaker struct {
+		name, key string
+		make      func(prefix string) pair
+	}
+	var networked []netMaker
+	if e.redis != nil {
+		networked = append(networked, netMaker{"redisstore", "redis", func(prefix string) pair {
+			return redisPair("redisstore", e.redis, prefix)
+		}})
+	}
+	if e.cluster != nil {
+		networked = append(networked, netMaker{"redisstore (cluster)", "cluster", func(prefix string) pair {
+			return redisPair("redisstore (cluster)", e.cluster, prefix)
+		}})
+	}
+	if e.memcache != nil {
+		networked = append(networked, netMaker{"memcachestore", "memcache", func(prefix string) pair {
+			return memcachePair(e.memcache, prefix)
+		}})
+	}
+	for _, m := range networked {
+		makers = append(makers, pairMaker{m.name, func() (pair, error) { return m.make(e.prefix(m.key)), nil }})
+	}
+	for _, m := range networked {
+		makers = append(makers, pairMaker{"cached → " + m.name, func() (pair, error) {
+			return cachedPair(m.make(e.prefix("cached-" + m.key)))
+		}})
+	}
+	wanted := makers[:0]
+	for _, m := range makers {
+		if e.cfg.wants(m.name) {
+			wanted = append(wanted, m)
+		}
+	}
+	return wanted
+}
+
+// comparison measures each pair, the Store then its raw calls, and
+// returns the table.
+func (r *runner) comparison(ctx context.Context) (section, error) {
+	cfg := r.env.cfg
+	sec := section{title: "Every backend beside its raw client"}
+	sec.intro = append(sec.intro,
+		fmt.Sprintf("Each Store and the raw client calls it is built on (the ↳ row beneath it) "+
+			"run through the same workload of package `benchmark`, against the same server, taking turns in every phase "+
+			"(four rounds each, A B B A A B B A): "+
+			"%s token ids revoked, then IsRevoked cycling over them (revoked) and over as many ids never revoked "+
+			"(unrevoked), Revoke of a fresh id per call, and IsRevoked from %d goroutines at once (parallel, half "+
+			"revoked ids). Ids are 36-byte UUID-like strings; every answer is checked.",
+			fmtCount(cfg.keys), cfg.parallelism()))
+	tbl := table{header: comparisonHeader}
+
+	boltDir := cfg.boltDir // "" is the temporary directory
+	for _, m := range r.pairMakers(boltDir) {
+		cp := comparedPair{name: m.name}
+		p, err := m.make()
+		if err != nil {
+			cp.err = err
+		} else {
+			cp.name, cp.rawName, cp.rawLib = p.name, p.rawName, p.rawLib
+			cp.store, cp.raw, cp.err = r.measurePair(ctx, p)
+			if err := p.close(); err != nil && cp.err == nil {
+				cp.err = err
+			}
+		}
+		if ctx.Err() != nil {
+			return sec, ctx.Err()
+		}
+		if cp.err != nil {
+			r.log.printf("%s: %v", cp.name, cp.err)
+			sec.failed = true
+		}
+		r.compared = append(r.compared, cp)
+		addComparedRows(&tbl, cp)
+	}
+	sec.table = tbl
+
+	sec.notes = append(sec.notes,
+		"Latencies are per operation, from one goroutine. *parallel* is IsRevoked operations per second from all goroutines. "+
+			"*allocs/op* and *vs raw* read revoked · unrevoked · Revoke; *vs raw* is the p50 of the Store over the p50 "+
+			"of the raw calls beneath it. *ops timed* reads revoked · unrevoked · Revoke · parallel: a phase stops early "+
+			"at its time limit, which is why a slow Revoke has fewer.",
+		"Operations under about 2 µs are timed in groups, one clock reading per group, and their p99 is a p99 of group "+
+			"means (see package `benchmark`); slower ones are timed one by one.",
+		"boltstore's Revoke, and the raw Batch+Put beneath it, wait for bbolt's batch delay (10 ms by default) and an "+
+			"fsync of the file in "+boltDirName(boltDir)+": that disk sets its cost. Concurrent revocations share one batch.",
+		"The *cached* rows use the package's defaults (NegativeTTL 1 s): after the warm-up nearly every lookup is a hit. "+
+			"Their raw row is golang-lru in front of the raw client, the cache one would write by hand, whose answers never "+
+			"expire. Revoke writes through to the server in both.",
+	)
+	for _, s := range r.env.skipped {
+		sec.notes = append(sec.notes, "Skipped: "+s+".")
+	}
+	return sec, nil
+}
+
+func boltDirName(dir string) string {
+	if dir == "" {
+		return "the temporary directory"
+	}
+	return "-bolt-dir"
+}
+
+// measurePair measures p's Store and its raw calls, taking turns phase by
+// phase.
+func (r *runner) measurePair(ctx context.Context, p pair) (store, raw benchmark.Result, err error) {
+	opts := append(r.env.cfg.measureOpts(), benchmark.WithBaseline("raw "+p.rawName, p.raw))
+	r.log.printf("%s: measuring, in turns with the raw client (%s)", p.name, p.rawName)
+	res, err := benchmark.Measure(ctx, p.name, p.store, opts...)
+	if err != nil {
+		return res, raw, err
+	}
+	raw = *res.Baseline
+	r.log.printf("%s: p50 revoked %s (raw %s), unrevoked %s (raw %s), Revoke %s (raw %s)", p.name,
+		fmtDur(res.Revoked.P50), fmtDur(raw.Revoked.P50), fmtDur(res.Unrevoked.P50), fmtDur(raw.Unrevoked.P50),
+		fmtDur(res.Revoke.P50), fmtDur(raw.Revoke.P50))
+	return res, raw, nil
+}
+
+// addComparedRows adds the row of a Store and the row of its raw calls.
+func addComparedRows(t *table, cp comparedPair) {
+	if cp.err != nil {
+		cells := make([]string, len(comparisonHeader))
+		cells[0] = cp.name
+		cells[1] = "failed: " + cp.err.Error()
+		t.add(cells...)
+		return
+	}
+	s, raw := cp.store, cp.raw
+	ratio := join(fmtRatio(s.Revoked.P50, raw.Revoked.P50), fmtRatio(s.Unrevoked.P50, raw.Unrevoked.P50), fmtRatio(s.Revoke.P50, raw.Revoke.P50))
+	t.add(resultCells(cp.name, s, ratio)...)
+	t.add(resultCells("↳ raw: "+cp.rawName, raw, "1")...)
+}
+
+// resultCells are the cells of one measured row, in comparisonHeader's order.
+func resultCells(name string, r benchmark.Result, ratio string) []string {
+	return []string{
+		name,
+		fmtDur(r.Revoked.P50), fmtDur(r.Revoked.P99),
+		fmtDur(r.Unrevoked.P50), fmtDur(r.Unrevoked.P99),
+		fmtDur(r.Revoke.P50), fmtDur(r.Revoke.P99),
+		fmtRate(r.Parallel.OpsPerSec),
+		join(fmtAllocs(r.Revoked.AllocsPerOp), fmtAllocs(r.Unrevoked.AllocsPerOp), fmtAllocs(r.Revoke.AllocsPerOp)),
+		ratio,
+		join(fmtCount(r.Revoked.Ops), fmtCount(r.Unrevoked.Ops), fmtCount(r.Revoke.Ops), fmtCount(r.Parallel.Ops)),
+	}
+}
