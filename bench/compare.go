@@ -103,7 +103,7 @@ func (r *runner) comparison(ctx context.Context) (section, error) {
 	sec.intro = append(sec.intro,
 		fmt.Sprintf("Each Store and the raw client calls it is built on (the ↳ row beneath it) "+
 			"run through the same workload of package `benchmark`, against the same server, taking turns in every phase "+
-			"(four rounds each, A B B A A B B A): "+
+			"(eight turns each, A B B A A B B A ...): "+
 			"%s token ids revoked, then IsRevoked cycling over them (revoked) and over as many ids never revoked "+
 			"(unrevoked), Revoke of a fresh id per call, and IsRevoked from %d goroutines at once (parallel, half "+
 			"revoked ids). Ids are 36-byte UUID-like strings; every answer is checked.",

@@ -41,10 +41,11 @@ const groupTarget = 2 * time.Microsecond
 // maxGroup bounds the size of a group of operations timed together.
 const maxGroup = 1000
 
-// rounds is how many turns a Store and its baseline take in each phase, in
-// the order A B B A A B B A, so that both see the same state of the machine
-// and drift (a warming cache, a noisy neighbour) falls on both alike.
-const rounds = 4
+// rounds is how many turns a Store and its baseline each take in every
+// phase, in the order A B B A A B B A ..., so that both see the same state
+// of the machine and drift (a warming cache, a noisy neighbour) falls on
+// both alike.
+const rounds = 8
 
 // fillWorkers is how many goroutines revoke the id set before timing, so
 // that a store that batches writes (boltstore) fills it in a few commits.
@@ -116,8 +117,8 @@ func WithMinDuration(d time.Duration) Option {
 
 // WithBaseline makes Measure time raw beside the Store, usually a Baseline
 // wrapping the raw client the Store is built on. In every phase the two
-// take turns, four rounds each (store, raw, raw, store, store, raw, raw,
-// store), so that both meet the same state of the machine and the server;
+// take turns, eight each (store, raw, raw, store, store, raw, raw, store,
+// and so on), so that both meet the same state of the machine and the server;
 // Result.Baseline holds raw's figures, named name. Each gets its own ids.
 // Time, Parallel and Run ignore it.
 func WithBaseline(name string, raw blocklist.Store) Option {
@@ -323,7 +324,7 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 		sub.res = Result{Name: sub.name, Keys: cfg.keys}
 	}
 
-	// turns lists whose turn each round is: A B B A A B B A with a
+	// turns lists whose turn each round is: A B B A A B B A ... with a
 	// baseline, A alone without.
 	var turns []*subject
 	if len(subjects) == 1 {

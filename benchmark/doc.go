@@ -49,7 +49,7 @@
 // timed operations.
 //
 // With WithBaseline, the baseline takes turns with the Store in every phase,
-// four rounds each in the order A B B A A B B A, so that a drift of the
+// eight turns each in the order A B B A A B B A ..., so that a drift of the
 // machine (a noisy neighbour, a server compacting) falls on both alike and
 // their ratio stays honest.
 //
@@ -60,9 +60,9 @@
 // (timing at least 16 of them, and at least 50 µs of them) are timed in
 // groups (Latency.Group operations per clock reading, at most 1,000) and each
 // group counts as that many operations of its mean duration. Their p99 is
-// thus a p99 of group means: it hides a rare slow operation inside a group,
-// which the max of a network store's single-operation samples would show.
-// Operations slower than that are timed one by one.
+// thus a p99 of group means, which smooths a rare slow operation into its
+// group. Operations slower than that are timed one by one, and their p99 is
+// that of single operations.
 //
 // # Why a package of its own
 //
