@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/jwtguard"
+)
+
+// issuer is the iss and aud of the demo's tokens.
+const issuer = "blocklist-demo"
+
+// healthTimeout bounds the store lookup of /healthz.
+const healthTimeout = 2 * time.Second
+
+// serverConfig is what newServer needs; run fills it from the flags, tests
+// fill it directly.
+type serverConfig struct {
+	Store    blocklist.Store // checked and written by the middleware and logout
+	Health   blocklist.Store // probed by /healthz: the backend itself, not a cache in front of it; nil means Store
+	Secret   []byte          // HS256 key
+	TTL      time.Duration   // access-token lifetime
+	User     string
+	Password string
+	Log      *slog.Logger
+	FailOpen bool             // let requests through when the store fails (no flag: tests only)
+	Now      func() time.Time // nil means time.Now
+}
+
+type server struct {
+	serverConfig
+	guard *jwtguard.Guard
+}
+
+// newServer returns the demo's handler: the five endpoints behind an access
+// log.
+func newServer(cfg serverConfig) (http.Handler, error) {
+	if cfg.Store == nil || len(cfg.Secret) == 0 || cfg.TTL <= 0 || cfg.User == "" || cfg.Password == "" || cfg.Log == nil {
+		return nil, errors.New("newServer: incomplete configuration")
+	}
+	if cfg.Health == nil {
+		cfg.Health = cfg.Store
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &server{serverConfig: cfg}
+	opts := []jwtguard.Option{
+		jwtguard.WithAlgorithms("HS256"),
+		jwtguard.WithIssuer(issuer),
+		jwtguard.WithAudience(issuer),
+		jwtguard.WithLeeway(5 * time.Second),
+		jwtguard.WithRealm(issuer),
+		jwtguard.WithClock(cfg.Now),
+		jwtguard.WithErrorHandler(s.storeFailed),
+	}
+	if cfg.FailOpen {
+		opts = append(opts, jwtguard.WithFailOpen(func(r *http.Request, err error) {
+			s.Log.Error("blocklist store failed; request let through (fail-open)", "path", r.URL.Path, "err", err)
+		}))
+	}
+	secret := cfg.Secret
+	g, err := jwtguard.New(cfg.Store, func(*jwt.Token) (any, error) { return secret, nil }, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /login", s.login)
+	mux.Handle("GET /me", g.Middleware(http.HandlerFunc(s.me)))
+	mux.Handle("POST /logout", g.Middleware(http.HandlerFunc(s.logout)))
+	mux.Handle("POST /revoke", g.Middleware(g.RevocationHandler()))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return s.accessLog(mux), nil
+}
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	var c credentials
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request",
+			"error_description": `want a JSON body {"username":"...","password":"..."}`})
+		return
+	}
+	userOK := subtle.ConstantTimeCompare([]byte(c.Username), []byte(s.User))
+	passOK := subtle.ConstantTimeCompare([]byte(c.Password), []byte(s.Password))
+	if userOK&passOK != 1 {
+		s.Log.Info("login refused", "user", c.Username)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+issuer+`"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid username or password"})
+		return
+	}
+	now := s.Now()
+	exp := now.Add(s.TTL)
+	jti := rand.Text()
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Issuer:    issuer,
+		Audience:  jwt.ClaimStrings{issuer},
+		Subject:   c.Username,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		ID:        jti,
+	}).SignedString(s.Secret)
+	if err != nil {
+		s.Log.Error("signing a token", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	s.guard.SetCookie(w, token, exp)
+	w.Header().Set("Cache-Control", "no-store")
+	s.Log.Info("logged in", "user", c.Username, "jti", jti, "exp", exp.UTC().Format(time.RFC3339))
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.TTL / time.Second)})
+}
+
+func (s *server) me(w http.ResponseWriter, r *http.Request) {
+	claims, _ := jwtguard.ClaimsFromContext(r.Context())
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, claims)
+}
+
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	// Behind the middleware the token is in the context, so the only error
+	// left is the store's.
+	if err := s.guard.Logout(w, r); err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	if t, ok := jwtguard.TokenFromContext(r.Context()); ok {
+		s.Log.Info("logged out: token revoked", "user", t.Claims["sub"], "jti", t.ID, "exp", t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if _, err := s.Health.IsRevoked(ctx, "healthz"); err != nil {
+		s.Log.Error("health check: store does not answer", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// storeFailed answers a request the blocklist could not serve: 503, the
+// detail in the log only.
+func (s *server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.Log.Error("blocklist store failed; request refused (fail-closed)", "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// accessLog logs one line per request.
+func (s *server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code,
+			"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
