@@ -140,6 +140,9 @@ func (r *runner) comparison(ctx context.Context) (section, error) {
 			"*allocs/op* and *vs raw* read revoked · unrevoked · Revoke; *vs raw* is the p50 of the Store over the p50 "+
 			"of the raw calls beneath it. *ops timed* reads revoked · unrevoked · Revoke · parallel: a phase stops early "+
 			"at its time limit, which is why a slow Revoke has fewer.",
+		"The servers run on the machine that measures them, and compete with it for CPU: on a machine with few cores, "+
+			"networked figures move by tens of percent from run to run, while a Store and its raw client, measured in turns, "+
+			"move together. Read the ratios before the absolute figures.",
 		"Operations under about 2 µs are timed in groups, one clock reading per group, and their p99 is a p99 of group "+
 			"means (see package `benchmark`); slower ones are timed one by one.",
 		"boltstore's Revoke, and the raw Batch+Put beneath it, wait for bbolt's batch delay (10 ms by default) and an "+

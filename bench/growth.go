@@ -219,7 +219,7 @@ func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []bench
 			}
 			filled += n
 		}
-		r.log.printf("growth: %s: filled to %s in %v", g.name, fmtSize(size), time.Since(start).Round(100*time.Microsecond))
+		r.log.printf("growth: %s: filled to %s in %s", g.name, fmtSize(size), fmtDur(time.Since(start)))
 
 		sample := make([]string, growthSample)
 		for i := range sample {

@@ -25,7 +25,13 @@
 //
 // Progress goes to stderr, the report to stdout, and to -out FILE.md when
 // given; -svg FILE.svg draws the lookup latencies as a bar chart on a log
-// scale.
+// scale. -only memorystore,cluster measures only the rows whose names
+// contain one of the words (and starts only the servers they need);
+// -bolt-dir puts the bbolt files on the disk whose fsync you want to know.
+//
+// A new section (for instance how long a revocation takes to reach another
+// process's cache) is a method of runner returning a section, listed in
+// runner.sections.
 //
 // The measuring itself is package benchmark (one function any Store can be
 // run through); this command adds the servers, the raw baselines, the table
@@ -302,9 +308,9 @@ func (r *runner) header() []string {
 		"Machine: " + machine() + ".",
 		"Servers: " + strings.Join(servers, "; ") + ".",
 		fmt.Sprintf("Run: %s mode, %s UTC. Per figure: a warm-up of at least %s operations (and every id once), "+
-			"then at least %s timed operations and, for lookups, at least %v; each phase stops after %v.",
+			"then at least %s timed operations and, for lookups, at least %s; each phase stops after %s.",
 			mode, time.Now().UTC().Format("2006-01-02 15:04"), fmtCount(e.cfg.warmup), fmtCount(e.cfg.ops),
-			e.cfg.minDuration, e.cfg.maxDuration),
+			fmtDur(e.cfg.minDuration), fmtDur(e.cfg.maxDuration)),
 	}
 }
 

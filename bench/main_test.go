@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwtblocklist/blocklist/internal/testserver"
 )
 
 // tinyConfig measures in milliseconds: the tests check the shape of the
@@ -210,5 +212,64 @@ func TestFormats(t *testing.T) {
 	}
 	if got := fmtAllocs(0.01); got != "0" {
 		t.Errorf("fmtAllocs(0.01) = %q", got)
+	}
+}
+
+// TestMissingServersAreSkipped runs with no server binary in PATH: the
+// networked rows are skipped with a note saying what to install.
+func TestMissingServersAreSkipped(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	e, err := startEnv(t.Context(), tinyConfig(), "test", newProgress(io.Discard))
+	defer e.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.redis != nil || e.cluster != nil || e.memcache != nil {
+		t.Fatal("a client was made without a server")
+	}
+	notes := strings.Join(e.skipped, "\n")
+	for _, want := range []string{"redisstore:", "redisstore (cluster):", "memcachestore:", "-redis-addr", "-memcached-addr"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("skip notes lack %q:\n%s", want, notes)
+		}
+	}
+	r := &runner{env: e, log: newProgress(io.Discard)}
+	for _, m := range r.pairMakers(t.TempDir()) {
+		if m.name != "memorystore" && m.name != "boltstore" {
+			t.Errorf("row %q offered without its server", m.name)
+		}
+	}
+}
+
+// TestUsersRedisIsCleaned measures against a Redis given with -redis-addr
+// and checks that the run deletes every key it wrote there.
+func TestUsersRedisIsCleaned(t *testing.T) {
+	srv := testserver.Redis(t)
+	cfg := tinyConfig("redisstore")
+	cfg.redisAddr, cfg.noCluster = srv.Addr(), true
+	e, err := startEnv(t.Context(), cfg, "test", newProgress(io.Discard))
+	defer e.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.redisInfo, "yours at "+srv.Addr()) {
+		t.Errorf("header says %q, want it to name the user's server", e.redisInfo)
+	}
+	r := &runner{env: e, log: newProgress(io.Discard)}
+	sec, err := r.comparison(t.Context())
+	if err != nil || sec.failed {
+		t.Fatalf("comparison: %v\n%s", err, sec.table.markdown())
+	}
+	if len(r.compared) != 2 { // redisstore and cached → redisstore
+		t.Errorf("measured %d rows, want 2", len(r.compared))
+	}
+	if n, err := e.redis.DBSize(t.Context()).Result(); err != nil || n == 0 {
+		t.Fatalf("DBSIZE = %d, %v before cleaning; want the run's keys", n, err)
+	}
+	if err := e.cleanRedis(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.redis.DBSize(t.Context()).Result(); err != nil || n != 0 {
+		t.Errorf("DBSIZE = %d, %v after cleaning; want 0", n, err)
 	}
 }

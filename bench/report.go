@@ -102,6 +102,10 @@ func fmtDur(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + " s"
+	case d%time.Millisecond == 0 && d < time.Second:
+		return strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
 	case d < time.Microsecond:
 		return strconv.FormatInt(int64(d), 10) + " ns"
 	case d < time.Millisecond:
