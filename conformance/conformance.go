@@ -68,7 +68,8 @@ func WithUnavailable(newStore func(t *testing.T) blocklist.Store) Option {
 // revocations and shares none with the stores of other calls (on a shared
 // server, give each call its own key prefix). It registers any cleanup with
 // t.Cleanup. If the store implements blocklist.ExpiryStore, RevokedUntil is
-// checked too.
+// checked too, and so are RevokedUntilEach and RevokeOnce for a
+// blocklist.BatchStore and a blocklist.OnceStore.
 func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Option) {
 	t.Helper()
 	var cfg config
@@ -89,6 +90,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Opti
 		{"ConcurrentMonotonic", testConcurrentMonotonic},
 		{"DoneContext", testDoneContext},
 		{"Concurrent", testConcurrent},
+		{"Batch", testBatch}, {"RevokeOnce", testRevokeOnce}, // optional capabilities: batch.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -482,6 +484,7 @@ func testUnavailable(t *testing.T, s blocklist.Store) {
 	exp := time.Now().Add(time.Hour)
 	call("Revoke", func(ctx context.Context) (bool, error) { return false, s.Revoke(ctx, "down", exp) })
 	call("IsRevoked", func(ctx context.Context) (bool, error) { return s.IsRevoked(ctx, "down") })
+	testCapabilitiesUnavailable(t, s, deadline)
 	if es, ok := s.(blocklist.ExpiryStore); ok {
 		call("RevokedUntil", func(ctx context.Context) (bool, error) {
 			until, err := es.RevokedUntil(ctx, "down")
