@@ -1,0 +1,95 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+var (
+	_ blocklist.BatchStore = (*Store)(nil)
+	_ blocklist.OnceStore  = (*Store)(nil)
+)
+
+// RevokedUntilEach implements blocklist.BatchStore with one pipeline of
+// PEXPIRETIME, one per id: one round trip on a single server. On Cluster
+// (and Ring) go-redis splits the pipeline by the node owning each key and
+// sends the parts to their nodes at once, so the call takes about as long as
+// the slowest node's round trip. Answers are read as in RevokedUntil.
+func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+		return fmt.Errorf("redisstore: revoked until each: %w", err)
+	}
+	if s == nil || s.client == nil {
+		return fmt.Errorf("%w (revoked until each)", errNilClient)
+	}
+	if len(jtis) == 0 {
+		return nil
+	}
+	// Raw IntCmds, as in RevokedUntil: PExpireTime's Duration overflows
+	// after 2262.
+	cmds := make([]*redis.IntCmd, len(jtis))
+	pipe := s.client.Pipeline()
+	for i, jti := range jtis {
+		cmds[i] = redis.NewIntCmd(ctx, "pexpiretime", s.key(jti))
+		_ = pipe.Process(ctx, cmds[i])
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redisstore: revoked until each: %w", err)
+	}
+	for i := range cmds {
+		ms, err := cmds[i].Result()
+		if err != nil {
+			return fmt.Errorf("redisstore: revoked until each: %w", err)
+		}
+		switch {
+		case ms == -2:
+			until[i] = time.Time{}
+		case ms == -1:
+			until[i] = forever
+		case ms < 0:
+			return fmt.Errorf("redisstore: revoked until each: PEXPIRETIME answered %d", ms)
+		default:
+			until[i] = time.UnixMilli(ms)
+		}
+	}
+	return nil
+}
+
+// RevokeOnce implements blocklist.OnceStore with one SET key 1 PXAT exp NX:
+// Redis creates the key only if it does not exist, atomically, so of any
+// number of callers in any number of processes exactly one gets OK. A key
+// exists exactly while its revocation lasts, so "exists" is "revoked now".
+// exp is rounded up to the millisecond, as in Revoke.
+//
+// On Cluster the command goes to the master owning the key. go-redis may
+// retry it after a broken connection; if the first try was applied, the
+// retry answers "already revoked", so a network failure can turn a win into
+// a loss, never two wins.
+func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	if err := s.check(ctx, "revoke once", jti); err != nil {
+		return false, err
+	}
+	if !exp.After(time.Now()) {
+		return false, nil
+	}
+	ms := exp.UnixMilli()
+	if exp.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	cmd := redis.NewStatusCmd(ctx, "set", s.key(jti), "1", "pxat", ms, "nx")
+	_ = s.client.Process(ctx, cmd)
+	switch err := cmd.Err(); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	default:
+		return false, fmt.Errorf("redisstore: revoke once: %w", err)
+	}
+}
