@@ -1,0 +1,132 @@
+package cached
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+var (
+	_ blocklist.BatchStore = (*Store)(nil)
+	_ blocklist.OnceStore  = (*Store)(nil)
+)
+
+// RevokedUntilEach implements blocklist.BatchStore. Ids whose answers are
+// in memory are answered from it, with the staleness of IsRevoked; the
+// others are looked up together in one call to the next Store (its own
+// RevokedUntilEach when it is a blocklist.BatchStore: one round trip) and
+// cached. That call runs under ctx, bounded by WithLookupTimeout, and is not
+// shared with concurrent lookups of the same ids. Errors are never cached.
+//
+// When the next Store is not a blocklist.ExpiryStore, each missing id is
+// looked up as RevokedUntil does, one after the other.
+func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+		return fmt.Errorf("cached: %w", err)
+	}
+	now := s.now()
+	// The indexes of the ids not in memory; a token's id, session and
+	// subject fit without allocating.
+	var small [4]int
+	missed := small[:0]
+	for i, jti := range jtis {
+		if e, ok := s.shard(jti).get(jti, now); ok {
+			until[i] = answer(e, now)
+			continue
+		}
+		missed = append(missed, i)
+	}
+	if len(missed) == 0 {
+		return nil
+	}
+	if s.expiry == nil {
+		for _, i := range missed {
+			t, err := s.RevokedUntil(ctx, jtis[i])
+			if err != nil {
+				return err
+			}
+			until[i] = t
+		}
+		return nil
+	}
+
+	s.misses.Add(uint64(len(missed)))
+	ids := make([]string, len(missed))
+	revokes := make([]uint64, len(missed))
+	for k, i := range missed {
+		ids[k] = jtis[i]
+		sh := s.shard(jtis[i])
+		sh.mu.Lock()
+		revokes[k] = sh.revokes
+		sh.mu.Unlock()
+	}
+	got := make([]time.Time, len(ids))
+	lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
+	defer cancel()
+	s.backendCalls.Add(1)
+	if err := blocklist.RevokedUntilEach(lctx, s.expiry, ids, got); err != nil {
+		s.errors.Add(1)
+		return err
+	}
+	for k, i := range missed {
+		e := entry{until: sat(now, s.negativeTTL)}
+		if !got[k].IsZero() {
+			e = entry{until: unixNano(got[k]), revoked: true}
+		}
+		if e.until > now {
+			sh := s.shard(ids[k])
+			sh.mu.Lock()
+			if e.revoked || sh.revokes == revokes[k] {
+				e = sh.putLocked(ids[k], e, now)
+			}
+			sh.mu.Unlock()
+		}
+		until[i] = answer(e, now)
+	}
+	return nil
+}
+
+// answer is what RevokedUntil reports for the entry e at now.
+func answer(e entry, now int64) time.Time {
+	if !e.revoked || now >= e.until {
+		return time.Time{}
+	}
+	return time.Unix(0, e.until)
+}
+
+// RevokeOnce implements blocklist.OnceStore by asking the next Store, which
+// alone can tell whether another process revoked jti first: the cache is
+// never trusted for it. When this call made the revocation, it is recorded
+// here as Revoke records one; when jti was revoked already, a cached "not
+// revoked" answer for it is dropped. If the next Store is not a
+// blocklist.OnceStore, RevokeOnce returns an error wrapping
+// errors.ErrUnsupported.
+func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	if err := check(ctx, jti); err != nil {
+		return false, err
+	}
+	once, ok := s.next.(blocklist.OnceStore)
+	if !ok {
+		return false, fmt.Errorf("cached: revoke once: the next store (%T) is not a blocklist.OnceStore: %w", s.next, errors.ErrUnsupported)
+	}
+	first, err := once.RevokeOnce(ctx, jti, exp)
+	if err != nil {
+		s.errors.Add(1)
+		return false, err
+	}
+	now := s.now()
+	sh := s.shard(jti)
+	sh.mu.Lock()
+	if until := unixNano(exp); first && until > now {
+		sh.putLocked(jti, entry{until: until, revoked: true}, now)
+	} else if old, ok := sh.lru.Peek(jti); ok && !old.revoked {
+		sh.lru.Remove(jti)
+	}
+	sh.revokes++
+	sh.mu.Unlock()
+	s.group.Forget(jti)
+	return first, nil
+}
