@@ -66,4 +66,45 @@
 // any token string for custom flows. Only tokens that verify are revoked: a
 // token with a bad signature cannot be presented anyway, and an expired one
 // needs no revocation.
+//
+// # Sessions: refresh tokens, reuse detection, log out everywhere
+//
+// [WithSessions] turns on sessions. [Guard.NewSession] mints, at login, an
+// access token and a refresh token sharing a session id (claim "sid") and
+// told apart by the claim "token_use" ("access" or "refresh"): the
+// middleware refuses refresh tokens and [Guard.Refresh] refuses access
+// tokens. Refresh exchanges a refresh token for a new pair of the same
+// session and revokes the old one with blocklist.OnceStore's RevokeOnce, so
+// a refresh token works once, even when presented twice at the same moment
+// to different processes. A refresh token presented again (stolen, or
+// replayed) revokes its whole session and gets an error wrapping
+// [ErrRefreshReused]. [Guard.RevokeSession] ends one session;
+// [Guard.LogoutAll] ends every token of a subject issued before the call.
+// Logout and the revocation handlers end the whole session of a token that
+// has a sid.
+//
+// Under sessions every request checks three ids in one call to the Store
+// (blocklist.BatchStore: one round trip to Redis or memcached, one local
+// read through the cached package):
+//
+//	jti                  the token itself
+//	"sid:" + sid         its session, revoked until RefreshTTL+leeway from the revocation
+//	"sub:" + sub         its subject's cutoff (LogoutAll), see below
+//
+// A sid or sub that would make an id longer than blocklist.MaxIDLen is
+// replaced by "sid#" or "sub#" and the unpadded base64url SHA-256 of the
+// value. A token whose jti starts with "sig:", "sid:", "sid#", "sub:" or
+// "sub#" is invalid, so no jti ever meets these ids.
+//
+// LogoutAll at time c (in milliseconds, rounded up) revokes "sub:"+sub until
+// c + RefreshTTL + leeway: exactly as long as a token issued before c can
+// live, since under sessions a token whose exp is more than RefreshTTL after
+// its iat is invalid. A check reads when that entry ends, subtracts
+// RefreshTTL + leeway to get c back, and refuses the token if its iat is
+// before c. Tokens must therefore carry iat; the Guard writes it to the
+// millisecond (a fractional NumericDate, which RFC 7519 allows), so a login
+// right after LogoutAll works. A token minted elsewhere with a whole-second
+// iat is refused if minted in the same second as, but after, LogoutAll. All
+// Guards sharing a Store must use the same RefreshTTL and leeway, and
+// clocks that agree.
 package jwtguard

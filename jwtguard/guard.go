@@ -65,6 +65,8 @@ type Guard struct {
 	failOpen     bool
 	onError      func(r *http.Request, err error)
 
+	sess *sessions // nil unless WithSessions; see session.go
+
 	// WWW-Authenticate values, built once by New.
 	challengeMissing, challengeInvalid, challengeRevoked string
 }
@@ -92,6 +94,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 	if len(cfg.algorithms) == 0 && len(cfg.errs) == 0 {
 		cfg.fail("New: WithAlgorithms is required: no algorithm is accepted by default")
 	}
+	sess := newSessions(&cfg, store)
 	if err := cfg.err(); err != nil {
 		return nil, err
 	}
@@ -147,6 +150,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		errorHandler:     cfg.errorHandler,
 		failOpen:         cfg.failOpen,
 		onError:          cfg.onError,
+		sess:             sess,
 		challengeMissing: join(realm),
 		challengeInvalid: join(realm, `error="invalid_token"`),
 		challengeRevoked: join(realm, `error="invalid_token"`, `error_description="token revoked"`),
@@ -204,6 +208,9 @@ func (g *Guard) check(ctx context.Context, raw string) (*Token, error) {
 	t, err := g.parse(raw)
 	if err != nil {
 		return nil, err
+	}
+	if g.sess != nil {
+		return g.checkSession(ctx, t)
 	}
 	revoked, err := g.store.IsRevoked(ctx, t.ID)
 	if err != nil {

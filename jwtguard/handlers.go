@@ -30,6 +30,9 @@ func (g *Guard) Revoke(ctx context.Context, raw string) error {
 }
 
 func (g *Guard) revoke(ctx context.Context, t *Token) error {
+	if sid := g.sessionOf(t); sid != "" {
+		return g.RevokeSession(ctx, sid) // the token and the rest of its session
+	}
 	if err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(g.leeway)); err != nil {
 		return fmt.Errorf("jwtguard: revoking: %w", err)
 	}

@@ -34,6 +34,7 @@ type config struct {
 	failOpen     bool
 	onError      func(r *http.Request, err error)
 	now          func() time.Time
+	sessions     *Sessions // WithSessions; see session.go
 	errs         []error
 }
 
