@@ -234,7 +234,7 @@ func TestLogin(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.body), &tr); err != nil {
 			t.Fatal(err)
 		}
-		if tr["token_type"] != "Bearer" || tr["expires_in"] != float64(90) || tr["access_token"] == "" || len(tr) != 3 {
+		if tr["token_type"] != "Bearer" || tr["expires_in"] != float64(90) || tr["access_token"] == "" || tr["refresh_token"] == "" || len(tr) != 4 {
 			t.Errorf("token response %s", r.body)
 		}
 		sc := r.header.Get("Set-Cookie")

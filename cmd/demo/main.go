@@ -12,10 +12,13 @@
 //
 // Endpoints:
 //
-//	POST /login    {"username","password"} -> {"access_token","token_type","expires_in"} and a cookie "token"
+//	POST /login    {"username","password"} -> {"access_token","token_type","expires_in","refresh_token"} and a cookie "token"
+//	POST /refresh  {"refresh_token"} -> a new pair of the same session, as /login; the old refresh token is spent,
+//	               and presenting it again revokes the whole session (401)
 //	GET  /me       the token's claims (needs a token)
 //	POST /logout   revokes the token, clears the cookie; 204 (needs a token)
 //	POST /revoke   RFC 7009: form token=...; 200 (needs a token)
+//	POST /logout-all  revokes every token of the caller's user, on every device; 204 (needs a token)
 //	GET  /healthz  200 when the store answers, 503 when not
 //
 // Run with -h for the flags.
@@ -95,16 +98,17 @@ func usagef(format string, args ...any) error {
 
 // config is the parsed command line.
 type config struct {
-	addr      string
-	store     string
-	boltPath  string
-	redisURL  string
-	memcached string
-	cache     bool
-	secret    string
-	ttl       time.Duration
-	user      string
-	password  string
+	addr       string
+	store      string
+	boltPath   string
+	redisURL   string
+	memcached  string
+	cache      bool
+	secret     string
+	ttl        time.Duration
+	refreshTTL time.Duration
+	user       string
+	password   string
 }
 
 // parseFlags parses args. With -h it prints the usage to stderr and
@@ -121,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	flags.BoolVar(&cfg.cache, "cache", false, "put a local LRU cache (package cached) in front of the store")
 	flags.StringVar(&cfg.secret, "secret", "", "HS256 `key`, at least 32 bytes (default $JWT_SECRET, else generated)")
 	flags.DurationVar(&cfg.ttl, "ttl", 15*time.Minute, "lifetime of access tokens")
+	flags.DurationVar(&cfg.refreshTTL, "refresh-ttl", 24*time.Hour, "lifetime of refresh tokens, and the longest of any token (at least -ttl)")
 	flags.StringVar(&cfg.user, "user", "demo", "demo user name")
 	flags.StringVar(&cfg.password, "password", "demo", "demo password")
 
@@ -154,6 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, usagef("-bolt-path must not be empty")
 	case cfg.ttl < time.Second:
 		return cfg, usagef("-ttl %v: want at least 1s", cfg.ttl)
+	case cfg.refreshTTL < cfg.ttl:
+		return cfg, usagef("-refresh-ttl %v: want at least -ttl %v", cfg.refreshTTL, cfg.ttl)
 	case cfg.user == "" || cfg.password == "":
 		return cfg, usagef("-user and -password must not be empty")
 	case set["secret"] && len(cfg.secret) < minSecretLen:
@@ -200,13 +207,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	handler, err := newServer(serverConfig{
-		Store:    store,
-		Health:   backend,
-		Secret:   secret,
-		TTL:      cfg.ttl,
-		User:     cfg.user,
-		Password: cfg.password,
-		Log:      log,
+		Store:      store,
+		Health:     backend,
+		Secret:     secret,
+		TTL:        cfg.ttl,
+		RefreshTTL: cfg.refreshTTL,
+		User:       cfg.user,
+		Password:   cfg.password,
+		Log:        log,
 	})
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -26,15 +25,16 @@ const healthTimeout = 2 * time.Second
 // serverConfig is what newServer needs; run fills it from the flags, tests
 // fill it directly.
 type serverConfig struct {
-	Store    blocklist.Store // checked and written by the middleware and logout
-	Health   blocklist.Store // probed by /healthz: the backend itself, not a cache in front of it; nil means Store
-	Secret   []byte          // HS256 key
-	TTL      time.Duration   // access-token lifetime
-	User     string
-	Password string
-	Log      *slog.Logger
-	FailOpen bool             // let requests through when the store fails (no flag: tests only)
-	Now      func() time.Time // nil means time.Now
+	Store      blocklist.Store // checked and written by the middleware and logout
+	Health     blocklist.Store // probed by /healthz: the backend itself, not a cache in front of it; nil means Store
+	Secret     []byte          // HS256 key
+	TTL        time.Duration   // access-token lifetime
+	RefreshTTL time.Duration   // refresh-token lifetime; zero means 24h, or TTL when longer
+	User       string
+	Password   string
+	Log        *slog.Logger
+	FailOpen   bool             // let requests through when the store fails (no flag: tests only)
+	Now        func() time.Time // nil means time.Now
 }
 
 type server struct {
@@ -54,6 +54,9 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RefreshTTL == 0 {
+		cfg.RefreshTTL = max(24*time.Hour, cfg.TTL)
+	}
 	s := &server{serverConfig: cfg}
 	opts := []jwtguard.Option{
 		jwtguard.WithAlgorithms("HS256"),
@@ -63,6 +66,10 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 		jwtguard.WithRealm(issuer),
 		jwtguard.WithClock(cfg.Now),
 		jwtguard.WithErrorHandler(s.storeFailed),
+		jwtguard.WithSessions(jwtguard.Sessions{
+			SigningMethod: jwt.SigningMethodHS256, SigningKey: cfg.Secret,
+			AccessTTL: cfg.TTL, RefreshTTL: cfg.RefreshTTL,
+		}),
 	}
 	if cfg.FailOpen {
 		opts = append(opts, jwtguard.WithFailOpen(func(r *http.Request, err error) {
@@ -81,6 +88,8 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	mux.Handle("GET /me", g.Middleware(http.HandlerFunc(s.me)))
 	mux.Handle("POST /logout", g.Middleware(http.HandlerFunc(s.logout)))
 	mux.Handle("POST /revoke", g.Middleware(g.RevocationHandler()))
+	mux.HandleFunc("POST /refresh", s.refresh)
+	mux.Handle("POST /logout-all", g.Middleware(http.HandlerFunc(s.logoutAll)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return s.accessLog(mux), nil
 }
@@ -91,9 +100,10 @@ type credentials struct {
 }
 
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
@@ -113,26 +123,71 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid username or password"})
 		return
 	}
-	now := s.Now()
-	exp := now.Add(s.TTL)
-	jti := rand.Text()
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Issuer:    issuer,
-		Audience:  jwt.ClaimStrings{issuer},
-		Subject:   c.Username,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
-		ID:        jti,
-	}).SignedString(s.Secret)
+	p, err := s.guard.NewSession(c.Username, nil)
 	if err != nil {
 		s.Log.Error("signing a token", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 		return
 	}
-	s.guard.SetCookie(w, token, exp)
+	s.Log.Info("logged in", "user", c.Username, "sid", p.SessionID, "exp", p.AccessExpiresAt.UTC().Format(time.RFC3339))
+	s.writePair(w, p)
+}
+
+// writePair answers a login or a refresh: the pair in the body, the access
+// token in the cookie too.
+func (s *server) writePair(w http.ResponseWriter, p *jwtguard.Pair) {
+	s.guard.SetCookie(w, p.AccessToken, p.AccessExpiresAt)
 	w.Header().Set("Cache-Control", "no-store")
-	s.Log.Info("logged in", "user", c.Username, "jti", jti, "exp", exp.UTC().Format(time.RFC3339))
-	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.TTL / time.Second)})
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "Bearer",
+		ExpiresIn: int64(s.TTL / time.Second), RefreshToken: p.RefreshToken})
+}
+
+// refresh exchanges a refresh token for a new pair. A spent refresh token
+// presented again revokes its whole session.
+func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.RefreshToken == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request",
+			"error_description": `want a JSON body {"refresh_token":"..."}`})
+		return
+	}
+	p, err := s.guard.Refresh(r.Context(), body.RefreshToken)
+	switch {
+	case err == nil:
+		s.Log.Info("refreshed", "sid", p.SessionID)
+		s.writePair(w, p)
+	case errors.Is(err, jwtguard.ErrRefreshReused):
+		s.Log.Warn("refresh token reused: session revoked", "err", err)
+		s.refuseGrant(w)
+	case errors.Is(err, jwtguard.ErrInvalidToken), errors.Is(err, jwtguard.ErrRevoked):
+		s.Log.Info("refresh refused", "err", err)
+		s.refuseGrant(w)
+	default:
+		s.storeFailed(w, r, err)
+	}
+}
+
+func (s *server) refuseGrant(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+issuer+`", error="invalid_token"`)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_grant"})
+}
+
+// logoutAll revokes every token of the caller's user issued until now.
+func (s *server) logoutAll(w http.ResponseWriter, r *http.Request) {
+	claims, _ := jwtguard.ClaimsFromContext(r.Context())
+	sub, _ := claims.GetSubject()
+	if err := s.guard.LogoutAll(r.Context(), sub); err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	s.guard.SetCookie(w, "", time.Unix(1, 0)) // clears it
+	s.Log.Info("logged out everywhere", "user", sub)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *server) me(w http.ResponseWriter, r *http.Request) {
