@@ -33,7 +33,7 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	var small [4]int
 	missed := small[:0]
 	for i, jti := range jtis {
-		if e, ok := s.shard(jti).get(jti, now); ok {
+		if e, ok := s.get(jti, now); ok {
 			until[i] = answer(e, now)
 			continue
 		}
@@ -55,14 +55,12 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 
 	s.misses.Add(uint64(len(missed)))
 	ids := make([]string, len(missed))
-	revokes := make([]uint64, len(missed))
 	for k, i := range missed {
 		ids[k] = jtis[i]
-		sh := s.shard(jtis[i])
-		sh.mu.Lock()
-		revokes[k] = sh.revokes
-		sh.mu.Unlock()
 	}
+	s.mu.Lock()
+	revokes := s.revokes
+	s.mu.Unlock()
 	got := make([]time.Time, len(ids))
 	lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
 	defer cancel()
@@ -77,12 +75,11 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 			e = entry{until: unixNano(got[k]), revoked: true}
 		}
 		if e.until > now {
-			sh := s.shard(ids[k])
-			sh.mu.Lock()
-			if e.revoked || sh.revokes == revokes[k] {
-				e = sh.putLocked(ids[k], e, now)
+			s.mu.Lock()
+			if e.revoked || s.revokes == revokes {
+				e = s.putLocked(ids[k], e, now)
 			}
-			sh.mu.Unlock()
+			s.mu.Unlock()
 		}
 		until[i] = answer(e, now)
 	}
@@ -118,15 +115,14 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 		return false, err
 	}
 	now := s.now()
-	sh := s.shard(jti)
-	sh.mu.Lock()
+	s.mu.Lock()
 	if until := unixNano(exp); first && until > now {
-		sh.putLocked(jti, entry{until: until, revoked: true}, now)
-	} else if old, ok := sh.lru.Peek(jti); ok && !old.revoked {
-		sh.lru.Remove(jti)
+		s.putLocked(jti, entry{until: until, revoked: true}, now)
+	} else if old, ok := s.lru.Peek(jti); ok && !old.revoked {
+		s.lru.Remove(jti)
 	}
-	sh.revokes++
-	sh.mu.Unlock()
+	s.revokes++
+	s.mu.Unlock()
 	s.group.Forget(jti)
 	return first, nil
 }

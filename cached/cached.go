@@ -3,10 +3,7 @@ package cached
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"math"
-	"math/bits"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,13 +24,19 @@ type Store struct {
 	next   blocklist.Store
 	expiry blocklist.ExpiryStore // next, when it can tell when a revocation ends; else nil
 
-	// The cache is split into shards by a hash of the id, each an LRU with
-	// its own lock, so hits on different cores rarely wait for each other:
-	// golang-lru's own Cache takes one exclusive lock for every Get, which
-	// keeps parallel hits from scaling (see BenchmarkIsRevokedHit).
-	shards []shard
-	mask   uint64
-	seed   maphash.Seed
+	// mu guards lru and revokes. A hit holds it for one map lookup and one
+	// move to the front of the LRU list; a write (a fill after a lookup,
+	// Revoke) reads the old entry and writes the new one under it, in one
+	// step. One lock, not shards: see BenchmarkIsRevokedHit.
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, entry]
+	// revokes counts the revoked entries Revoke wrote. A lookup that saw a
+	// different count when it started may have read the next Store before
+	// such a revocation reached it, so its "not revoked" answer is not
+	// cached.
+	revokes   uint64
+	hits      atomic.Uint64 // updated under mu, on the cache line mu is on
+	evictions atomic.Uint64
 
 	group singleflight.Group
 
@@ -43,24 +46,6 @@ type Store struct {
 	clock         func() time.Time // nil means time.Now
 
 	misses, backendCalls, errors atomic.Uint64
-}
-
-// shard is one LRU of the cache and the counters it alone updates, kept on
-// its own cache lines so shards do not slow each other down.
-type shard struct {
-	// mu guards lru and revokes. A hit holds it for one map lookup; a write
-	// (a fill after a lookup, Revoke) reads the old entry and writes the new
-	// one under it, in one step.
-	mu  sync.Mutex
-	lru *simplelru.LRU[string, entry]
-	// revokes counts the revoked entries Revoke wrote here. A lookup that
-	// saw a different count when it started may have read the next Store
-	// before such a revocation reached it, so its "not revoked" answer is
-	// not cached.
-	revokes   uint64
-	hits      atomic.Uint64 // updated under mu, whose cache line it shares
-	evictions atomic.Uint64
-	_         [128]byte
 }
 
 // entry is one cached answer. It is small and holds no pointer, so the
@@ -122,63 +107,31 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 	if err := cfg.err(); err != nil {
 		return nil, err
 	}
-	n := cfg.shards
-	if n == 0 {
-		n = shardCount(cfg.size, runtime.GOMAXPROCS(0))
+	lru, err := simplelru.NewLRU[string, entry](cfg.size, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cached: %w", err)
 	}
 	s := &Store{
 		next:          next,
-		shards:        make([]shard, n),
-		mask:          uint64(n - 1),
-		seed:          maphash.MakeSeed(),
+		lru:           lru,
 		negativeTTL:   int64(cfg.negativeTTL),
 		positiveTTL:   int64(cfg.positiveTTL),
 		lookupTimeout: cfg.lookupTimeout,
 		clock:         cfg.clock,
 	}
-	perShard := (cfg.size + n - 1) / n
-	for i := range s.shards {
-		lru, err := simplelru.NewLRU[string, entry](perShard, nil)
-		if err != nil {
-			return nil, fmt.Errorf("cached: %w", err)
-		}
-		s.shards[i].lru = lru
-	}
 	s.expiry, _ = next.(blocklist.ExpiryStore)
 	return s, nil
 }
 
-// shardCount picks a power of two: four shards per core, so two cores
-// rarely want the same lock, but never shards of fewer than minShardSize
-// entries, whose per-shard LRU would evict too early. Small caches have one
-// shard and are an exact LRU.
-func shardCount(size, procs int) int {
-	const maxShards, minShardSize = 256, 256
-	n := 1 << bits.Len(uint(4*procs-1)) // next power of two >= 4*procs
-	n = min(n, maxShards)
-	for n > 1 && size/n < minShardSize {
-		n /= 2
-	}
-	return n
-}
-
-// shard returns the shard of jti.
-func (s *Store) shard(jti string) *shard {
-	if s.mask == 0 {
-		return &s.shards[0]
-	}
-	return &s.shards[maphash.String(s.seed, jti)&s.mask]
-}
-
 // get returns the entry of jti if it still holds at now, and counts the hit.
-func (sh *shard) get(jti string, now int64) (entry, bool) {
-	sh.mu.Lock()
-	e, ok := sh.lru.Get(jti)
+func (s *Store) get(jti string, now int64) (entry, bool) {
+	s.mu.Lock()
+	e, ok := s.lru.Get(jti)
 	ok = ok && now < e.until
 	if ok {
-		sh.hits.Add(1)
+		s.hits.Add(1)
 	}
-	sh.mu.Unlock()
+	s.mu.Unlock()
 	return e, ok
 }
 
@@ -221,11 +174,10 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if until <= now {
 		return nil // nothing was stored: the token is dead anyway
 	}
-	sh := s.shard(jti)
-	sh.mu.Lock()
-	sh.putLocked(jti, entry{until: until, revoked: true}, now)
-	sh.revokes++
-	sh.mu.Unlock()
+	s.mu.Lock()
+	s.putLocked(jti, entry{until: until, revoked: true}, now)
+	s.revokes++
+	s.mu.Unlock()
 	// A lookup of jti already in flight may have read the next Store before
 	// this revocation; later checks must not share its answer.
 	s.group.Forget(jti)
@@ -244,11 +196,10 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 		return false, err
 	}
 	now := s.now()
-	sh := s.shard(jti)
-	if e, ok := sh.get(jti, now); ok {
+	if e, ok := s.get(jti, now); ok {
 		return e.revoked, nil
 	}
-	e, err := s.lookup(ctx, sh, jti, now)
+	e, err := s.lookup(ctx, jti, now)
 	if err != nil {
 		return false, err
 	}
@@ -269,11 +220,10 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 		return time.Time{}, err
 	}
 	now := s.now()
-	sh := s.shard(jti)
-	e, ok := sh.get(jti, now)
+	e, ok := s.get(jti, now)
 	if !ok {
 		var err error
-		if e, err = s.lookup(ctx, sh, jti, now); err != nil {
+		if e, err = s.lookup(ctx, jti, now); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -283,19 +233,16 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	return time.Unix(0, e.until), nil
 }
 
-// Stats returns the counters of the Store. It is cheap: atomic loads, two
-// for each shard of the cache, and no lock.
+// Stats returns the counters of the Store. It is cheap: five atomic loads,
+// no lock.
 func (s *Store) Stats() Stats {
-	st := Stats{
+	return Stats{
+		Hits:         s.hits.Load(),
 		Misses:       s.misses.Load(),
 		BackendCalls: s.backendCalls.Load(),
 		Errors:       s.errors.Load(),
+		Evictions:    s.evictions.Load(),
 	}
-	for i := range s.shards {
-		st.Hits += s.shards[i].hits.Load()
-		st.Evictions += s.shards[i].evictions.Load()
-	}
-	return st
 }
 
 // lookup asks the next Store about jti, sharing one call among concurrent
@@ -303,7 +250,7 @@ func (s *Store) Stats() Stats {
 // taken before the call: a "not revoked" entry then expires NegativeTTL
 // after a moment that precedes the read in the next Store, which keeps the
 // staleness bound.
-func (s *Store) lookup(ctx context.Context, sh *shard, jti string, now int64) (entry, error) {
+func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error) {
 	s.misses.Add(1)
 	// The lookup runs in its own goroutine, detached from the caller's
 	// cancellation: one caller giving up must not fail the others sharing
@@ -311,7 +258,7 @@ func (s *Store) lookup(ctx context.Context, sh *shard, jti string, now int64) (e
 	ch := s.group.DoChan(jti, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lookupTimeout)
 		defer cancel()
-		return s.fetch(lctx, sh, jti, now)
+		return s.fetch(lctx, jti, now)
 	})
 	select {
 	case r := <-ch:
@@ -325,11 +272,11 @@ func (s *Store) lookup(ctx context.Context, sh *shard, jti string, now int64) (e
 }
 
 // fetch makes one lookup in the next Store and caches its answer.
-func (s *Store) fetch(ctx context.Context, sh *shard, jti string, now int64) (entry, error) {
+func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error) {
 	s.backendCalls.Add(1)
-	sh.mu.Lock()
-	revokes := sh.revokes
-	sh.mu.Unlock()
+	s.mu.Lock()
+	revokes := s.revokes
+	s.mu.Unlock()
 	var e entry
 	if s.expiry != nil {
 		until, err := s.expiry.RevokedUntil(ctx, jti)
@@ -357,28 +304,28 @@ func (s *Store) fetch(ctx context.Context, sh *shard, jti string, now int64) (en
 	if e.until <= now {
 		return e, nil // already stale (NegativeTTL 0, or a revocation just ending)
 	}
-	sh.mu.Lock()
-	if e.revoked || sh.revokes == revokes {
-		e = sh.putLocked(jti, e, now)
+	s.mu.Lock()
+	if e.revoked || s.revokes == revokes {
+		e = s.putLocked(jti, e, now)
 	}
-	sh.mu.Unlock()
+	s.mu.Unlock()
 	return e, nil
 }
 
 // putLocked merges e into the entry of jti and returns the entry kept.
 // Revocation is monotonic here too: a revoked entry is never shortened,
 // and a "not revoked" answer never replaces a revoked entry still live at
-// now. sh.mu must be held.
-func (sh *shard) putLocked(jti string, e entry, now int64) entry {
-	if old, ok := sh.lru.Peek(jti); ok && old.revoked {
+// now. s.mu must be held.
+func (s *Store) putLocked(jti string, e entry, now int64) entry {
+	if old, ok := s.lru.Peek(jti); ok && old.revoked {
 		if e.revoked && old.until > e.until || !e.revoked && old.until > now {
 			return old
 		}
 	}
 	// Clone the key: the caller's string may share memory with a larger
 	// buffer (a request, a token) that the cache must not keep alive.
-	if sh.lru.Add(strings.Clone(jti), e) {
-		sh.evictions.Add(1)
+	if s.lru.Add(strings.Clone(jti), e) {
+		s.evictions.Add(1)
 	}
 	return e
 }

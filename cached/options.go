@@ -44,7 +44,6 @@ type config struct {
 	positiveTTL   time.Duration
 	lookupTimeout time.Duration
 	clock         func() time.Time
-	shards        int // 0: chosen by New; set only by tests
 	errs          []error
 }
 
