@@ -17,9 +17,10 @@ import (
 
 // Store is a blocklist.Store that answers from a local LRU cache and asks
 // the next Store only on a miss. It is itself a blocklist.ExpiryStore, so
-// Stores can be stacked. It is safe for concurrent use by multiple
-// goroutines and needs no Close: it starts no goroutine of its own beyond
-// the lookups in flight.
+// Stores can be stacked, and a blocklist.BatchStore and OnceStore (see
+// RevokedUntilEach and RevokeOnce). It is safe for concurrent use by
+// multiple goroutines and needs no Close: it starts no goroutine of its own
+// beyond the lookups in flight, each bounded by WithLookupTimeout.
 type Store struct {
 	next   blocklist.Store
 	expiry blocklist.ExpiryStore // next, when it can tell when a revocation ends; else nil
@@ -30,12 +31,12 @@ type Store struct {
 	// step. One lock, not shards: see BenchmarkIsRevokedHit.
 	mu  sync.Mutex
 	lru *simplelru.LRU[string, entry]
-	// revokes counts the revoked entries Revoke wrote. A lookup that saw a
-	// different count when it started may have read the next Store before
-	// such a revocation reached it, so its "not revoked" answer is not
-	// cached.
+	// revokes counts the revocations Revoke and RevokeOnce recorded. A
+	// lookup that saw a different count when it started may have read the
+	// next Store before such a revocation reached it, so its "not revoked"
+	// answer is not cached.
 	revokes   uint64
-	hits      atomic.Uint64 // updated under mu, on the cache line mu is on
+	hits      atomic.Uint64 // updated under mu; atomic so Stats takes no lock
 	evictions atomic.Uint64
 
 	group singleflight.Group
