@@ -67,6 +67,11 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 // exists exactly while its revocation lasts, so "exists" is "revoked now".
 // exp is rounded up to the millisecond, as in Revoke.
 //
+// When it wins, it announces the revocation on the stream (see Watch): on
+// a single server in the same round trip, with a script that runs the SET
+// NX and the XADD together; on Cluster and Ring, where the stream is on
+// another node, with a second round trip paid by the winner only.
+//
 // On Cluster the command goes to the master owning the key. go-redis may
 // retry it after a broken connection; if the first try was applied, the
 // retry answers "already revoked", so a network failure can turn a win into
@@ -82,10 +87,29 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	if exp.After(time.UnixMilli(ms)) {
 		ms++
 	}
+	if s.stream != "" && s.oneNode {
+		// The SET NX and, only when it won, the announcement, atomically
+		// in one round trip.
+		won, err := revokeOnceScript.Run(ctx, s.client, []string{s.key(jti), s.stream}, ms, jti, s.streamMax).Int()
+		if err != nil {
+			return false, fmt.Errorf("redisstore: revoke once: %w", err)
+		}
+		return won == 1, nil
+	}
 	cmd := redis.NewStatusCmd(ctx, "set", s.key(jti), "1", "pxat", ms, "nx")
 	_ = s.client.Process(ctx, cmd)
 	switch err := cmd.Err(); {
 	case err == nil:
+		if s.stream != "" {
+			// On Cluster the stream lives on another master: the winner
+			// announces in a second round trip. If that fails, the
+			// revocation stands but watchers were not told: report the
+			// error, and the caller must not act as the winner.
+			a := s.announceCmd(ctx, jti, ms)
+			if _ = s.client.Process(ctx, a); a.Err() != nil {
+				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", a.Err())
+			}
+		}
 		return true, nil
 	case errors.Is(err, redis.Nil):
 		return false, nil

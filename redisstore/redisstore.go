@@ -26,6 +26,13 @@ var errNilClient = errors.New("redisstore: New was given a nil client")
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	// stream is the key of the stream every revocation is announced on;
+	// "" when announcements are off.
+	stream    string
+	streamMax int64
+	// oneNode is true when client is a single server (*redis.Client), so
+	// the announcement can join the token key's MULTI/EXEC.
+	oneNode bool
 }
 
 var _ blocklist.ExpiryStore = (*Store)(nil)
@@ -34,7 +41,9 @@ var _ blocklist.ExpiryStore = (*Store)(nil)
 type Option func(*config)
 
 type config struct {
-	prefix string
+	prefix    string
+	noEvents  bool
+	streamMax int64
 }
 
 // WithPrefix sets the prefix of every key the Store reads and writes: the
@@ -56,13 +65,18 @@ func WithPrefix(p string) Option {
 // bound every call (see the package documentation). A nil client gives a
 // Store whose every call returns an error.
 func New(client redis.UniversalClient, opts ...Option) *Store {
-	cfg := config{prefix: DefaultPrefix}
+	cfg := config{prefix: DefaultPrefix, streamMax: DefaultStreamMaxLen}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&cfg)
 		}
 	}
-	return &Store{client: client, prefix: cfg.prefix}
+	s := &Store{client: client, prefix: cfg.prefix, streamMax: cfg.streamMax}
+	if !cfg.noEvents {
+		s.stream = cfg.prefix
+	}
+	_, s.oneNode = client.(*redis.Client)
+	return s
 }
 
 // key returns the Redis key of jti: the prefix and the raw id, nothing
@@ -139,17 +153,43 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// the revocation's end, and RevokedUntil reads it with PEXPIRETIME, so
 	// the value needs to carry nothing and is never stale.
 	//
-	// A later announcement of the revocation (pub/sub or a stream) can be
-	// queued on the same pipe; note that on Cluster a transaction must stay
-	// within one slot, so a keyed announcement needs its own command.
+	// The announcement (an XADD to the stream, see watch.go) is part of
+	// the same round trip. On a single server it joins the transaction, so
+	// the key and its announcement are written together or not at all. On
+	// Cluster (and Ring) the stream is another key, usually on another
+	// master, and a transaction cannot cross slots: the XADD is sent at the
+	// same moment on its own, and Revoke waits for both.
 	pipe := s.client.TxPipeline()
 	extend := redis.NewIntCmd(ctx, "pexpireat", key, ms, "gt")
 	create := redis.NewStatusCmd(ctx, "set", key, "1", "pxat", ms, "nx")
 	_ = pipe.Process(ctx, extend)
 	_ = pipe.Process(ctx, create)
+	var announce *redis.StringCmd
+	var announced <-chan error
+	if s.stream != "" {
+		if s.oneNode {
+			announce = s.announceCmd(ctx, jti, ms)
+			_ = pipe.Process(ctx, announce)
+		} else {
+			announced = s.announceAsync(ctx, jti, ms)
+		}
+	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
+		if announced != nil {
+			<-announced
+		}
 		return fmt.Errorf("redisstore: revoke: %w", err)
+	}
+	if announce != nil {
+		if err := announce.Err(); err != nil {
+			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", err)
+		}
+	}
+	if announced != nil {
+		if err := <-announced; err != nil {
+			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", err)
+		}
 	}
 	if err := extend.Err(); err != nil {
 		return fmt.Errorf("redisstore: revoke: pexpireat: %w", err)
