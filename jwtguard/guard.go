@@ -25,9 +25,9 @@ var (
 	ErrNoToken = errors.New("jwtguard: no token")
 
 	// ErrInvalidToken means the token failed a check: malformed, bad
-	// signature, algorithm not allowed, expired, not yet valid, wrong issuer
-	// or audience, missing exp, or a jti that is not a string or is longer
-	// than blocklist.MaxIDLen bytes.
+	// signature, algorithm not allowed, expired, not yet valid (nbf),
+	// issued in the future (iat), wrong issuer or audience, missing exp, or
+	// a jti that is not a string or is longer than blocklist.MaxIDLen bytes.
 	ErrInvalidToken = errors.New("jwtguard: invalid token")
 
 	// ErrRevoked means the token verified but is in the blocklist.
@@ -102,6 +102,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods(cfg.algorithms),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), // golang-jwt ignores iat without it
 		jwt.WithLeeway(cfg.leeway),
 	}
 	if cfg.issuer != "" {

@@ -74,6 +74,8 @@ func TestMiddleware(t *testing.T) {
 	delete(noExp, "exp")
 	notYet := claims("jti-4")
 	notYet["nbf"] = time.Now().Add(time.Hour).Unix()
+	issuedLater := claims("jti-9")
+	issuedLater["iat"] = time.Now().Add(time.Hour).Unix()
 	numericJTI := claims("")
 	numericJTI["jti"] = 42
 	longJTI := claims(strings.Repeat("j", blocklist.MaxIDLen+1))
@@ -112,6 +114,7 @@ func TestMiddleware(t *testing.T) {
 		{"no exp", bearerRequest("GET", hs256(t, noExp)), 401, challengeInvalid},
 		{"exp not a number", bearerRequest("GET", hs256(t, badExp)), 401, challengeInvalid},
 		{"not yet valid", bearerRequest("GET", hs256(t, notYet)), 401, challengeInvalid},
+		{"issued in the future", bearerRequest("GET", hs256(t, issuedLater)), 401, challengeInvalid},
 		{"numeric jti", bearerRequest("GET", hs256(t, numericJTI)), 401, challengeInvalid},
 		{"jti over MaxIDLen", bearerRequest("GET", hs256(t, longJTI)), 401, challengeInvalid},
 		{"tampered payload", bearerRequest("GET", tamper(valid)), 401, challengeInvalid},
@@ -198,6 +201,8 @@ func TestOptions(t *testing.T) {
 		{"default cookie ignored", cookieRequest("GET", hs256(t, good())), 401, `Bearer realm="example"`},
 		{"expired within leeway", bearerRequest("GET", with("exp", time.Now().Add(-10*time.Second).Unix())), 200, ""},
 		{"expired beyond leeway", bearerRequest("GET", with("exp", time.Now().Add(-time.Minute).Unix())), 401, realmInvalid},
+		{"issued within leeway", bearerRequest("GET", with("iat", time.Now().Add(10*time.Second).Unix())), 200, ""},
+		{"issued beyond leeway", bearerRequest("GET", with("iat", time.Now().Add(time.Minute).Unix())), 401, realmInvalid},
 		{"wrong issuer", bearerRequest("GET", with("iss", "https://evil.example")), 401, realmInvalid},
 		{"no issuer", bearerRequest("GET", with("iss", nil)), 401, realmInvalid},
 		{"wrong audience", bearerRequest("GET", with("aud", "web")), 401, realmInvalid},
