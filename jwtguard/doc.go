@@ -72,8 +72,9 @@
 // [WithSessions] turns on sessions. [Guard.NewSession] mints, at login, an
 // access token and a refresh token sharing a session id (claim "sid") and
 // told apart by the claim "token_use" ("access" or "refresh"): the
-// middleware refuses refresh tokens and [Guard.Refresh] refuses access
-// tokens. Refresh exchanges a refresh token for a new pair of the same
+// middleware refuses refresh tokens (even on a Guard without sessions, so a
+// service that only verifies cannot be handed one) and [Guard.Refresh]
+// refuses access tokens. Refresh exchanges a refresh token for a new pair of the same
 // session and revokes the old one with blocklist.OnceStore's RevokeOnce, so
 // a refresh token works once, even when presented twice at the same moment
 // to different processes. A refresh token presented again (stolen, or

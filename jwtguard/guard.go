@@ -26,8 +26,10 @@ var (
 
 	// ErrInvalidToken means the token failed a check: malformed, bad
 	// signature, algorithm not allowed, expired, not yet valid (nbf),
-	// issued in the future (iat), wrong issuer or audience, missing exp, or
-	// a jti that is not a string or is longer than blocklist.MaxIDLen bytes.
+	// issued in the future (iat), wrong issuer or audience, missing exp, a
+	// jti that is not a string or is longer than blocklist.MaxIDLen bytes,
+	// or a refresh token (token_use "refresh") where an access token is
+	// expected.
 	ErrInvalidToken = errors.New("jwtguard: invalid token")
 
 	// ErrRevoked means the token verified but is in the blocklist.
@@ -209,6 +211,11 @@ func (g *Guard) check(ctx context.Context, raw string) (*Token, error) {
 	t, err := g.parse(raw)
 	if err != nil {
 		return nil, err
+	}
+	// With or without sessions: a resource server that never turned them
+	// on must not take a long-lived refresh token for an access token.
+	if use, _ := t.Claims[ClaimTokenUse].(string); use == TokenUseRefresh {
+		return nil, fmt.Errorf("%w: a refresh token is not an access token", ErrInvalidToken)
 	}
 	if g.sess != nil {
 		return g.checkSession(ctx, t)

@@ -74,6 +74,11 @@ func TestMiddleware(t *testing.T) {
 	delete(noExp, "exp")
 	notYet := claims("jti-4")
 	notYet["nbf"] = time.Now().Add(time.Hour).Unix()
+	refreshToken := claims("jti-10") // minted by a Guard with sessions, seen by one without
+	refreshToken[jwtguard.ClaimTokenUse] = jwtguard.TokenUseRefresh
+	refreshToken[jwtguard.ClaimSessionID] = "s1"
+	accessToken := claims("jti-11")
+	accessToken[jwtguard.ClaimTokenUse] = jwtguard.TokenUseAccess
 	issuedLater := claims("jti-9")
 	issuedLater["iat"] = time.Now().Add(time.Hour).Unix()
 	numericJTI := claims("")
@@ -115,6 +120,8 @@ func TestMiddleware(t *testing.T) {
 		{"exp not a number", bearerRequest("GET", hs256(t, badExp)), 401, challengeInvalid},
 		{"not yet valid", bearerRequest("GET", hs256(t, notYet)), 401, challengeInvalid},
 		{"issued in the future", bearerRequest("GET", hs256(t, issuedLater)), 401, challengeInvalid},
+		{"refresh token", bearerRequest("GET", hs256(t, refreshToken)), 401, challengeInvalid},
+		{"access token", bearerRequest("GET", hs256(t, accessToken)), 200, ""},
 		{"numeric jti", bearerRequest("GET", hs256(t, numericJTI)), 401, challengeInvalid},
 		{"jti over MaxIDLen", bearerRequest("GET", hs256(t, longJTI)), 401, challengeInvalid},
 		{"tampered payload", bearerRequest("GET", tamper(valid)), 401, challengeInvalid},

@@ -39,8 +39,9 @@ const (
 	TokenUseAccess = "access"
 
 	// TokenUseRefresh marks a refresh token: only Refresh accepts it; the
-	// middleware, Verify, Logout and the revocation handlers refuse it as
-	// an access token.
+	// middleware, Verify and Logout refuse it as an access token, whether
+	// or not the Guard has sessions on. Revoke and RevocationHandler
+	// revoke it (with its session, under sessions).
 	TokenUseRefresh = "refresh"
 )
 
@@ -286,15 +287,13 @@ func (g *Guard) lookup(ctx context.Context, t *Token, c sessionClaims) (jtiRevok
 	return !until[0].IsZero(), sessionRevoked, nil
 }
 
-// checkSession is check under sessions: an access token whose jti, session
-// and subject are not revoked.
+// checkSession is check under sessions, for a token check has already
+// found not to be a refresh token: its jti, session and subject must not be
+// revoked.
 func (g *Guard) checkSession(ctx context.Context, t *Token) (*Token, error) {
 	c, err := g.sessionClaims(t)
 	if err != nil {
 		return nil, err
-	}
-	if c.use == TokenUseRefresh {
-		return nil, fmt.Errorf("%w: a refresh token is not an access token", ErrInvalidToken)
 	}
 	jtiRevoked, sessionRevoked, err := g.lookup(ctx, t, c)
 	if err != nil {

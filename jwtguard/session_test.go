@@ -252,3 +252,18 @@ func TestSessionsOptions(t *testing.T) {
 		t.Error("NewSession with a reserved extra claim: no error")
 	}
 }
+
+// RFC 7009 is mostly used to revoke refresh tokens: the handler takes one,
+// though the middleware refuses it, and ends its whole session.
+func TestRevocationHandlerRefreshToken(t *testing.T) {
+	t.Parallel()
+	g := sessionGuard(t, newMemory(t))
+	p := newSession(t, g, "alice")
+	if res := serve(g.RevocationHandler(), formRequest("token="+p.RefreshToken+"&token_type_hint=refresh_token")); res.code != 200 {
+		t.Fatalf("RFC 7009 of a refresh token: %d %q", res.code, res.body)
+	}
+	wantAccess(t, g, p.AccessToken, false, "the session of a revoked refresh token")
+	if _, err := g.Refresh(context.Background(), p.RefreshToken); !errors.Is(err, jwtguard.ErrRevoked) {
+		t.Errorf("Refresh after RFC 7009 revocation: %v; want ErrRevoked", err)
+	}
+}
