@@ -16,15 +16,23 @@ import (
 const maxRevocationBody = 64 << 10
 
 // Revoke verifies raw (signature and claims, as the middleware does, but
-// without asking whether it is already revoked) and revokes it until its exp
-// plus the leeway. Revoking a revoked token again is not an error. A token
-// that does not verify gets an error wrapping ErrInvalidToken and nothing is
-// stored: an expired token needs no revocation. A Store failure is returned
-// wrapped.
+// without asking whether it is already revoked, and accepting refresh
+// tokens) and revokes it until its exp plus the leeway; under sessions, a
+// token with a sid takes its whole session with it, as RevokeSession does.
+// Revoking a revoked token again is not an error. A token that does not
+// verify gets an error wrapping ErrInvalidToken and nothing is stored: an
+// expired token needs no revocation. A Store failure is returned wrapped.
 func (g *Guard) Revoke(ctx context.Context, raw string) error {
 	t, err := g.parse(raw)
 	if err != nil {
 		return err
+	}
+	if g.sess != nil {
+		// The session rules the middleware applies, above all the reserved
+		// jti prefixes: revoking a jti "sub:alice" would log alice out.
+		if _, err := g.sessionClaims(t); err != nil {
+			return err
+		}
 	}
 	return g.revoke(ctx, t)
 }

@@ -267,3 +267,25 @@ func TestRevocationHandlerRefreshToken(t *testing.T) {
 		t.Errorf("Refresh after RFC 7009 revocation: %v; want ErrRevoked", err)
 	}
 }
+
+// Revoke (and so RFC 7009) holds a token to the rules the middleware does:
+// under sessions a jti in a reserved namespace is invalid, and revoking it
+// must not write into the Guard's own ids. Here a token whose jti is
+// "sub:alice" would otherwise act as a LogoutAll of alice.
+func TestRevokeReservedJTI(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := sessionGuard(t, newMemory(t))
+	p := newSession(t, g, "alice")
+	now := time.Now()
+	// Revoked until exp, the entry would put alice's cutoff at exp minus
+	// RefreshTTL: a second from now, after p's iat.
+	crafted := hs256(t, jwt.MapClaims{"sub": "mallory", "jti": "sub:alice", "iat": now.Unix(), "exp": now.Add(time.Hour + time.Second).Unix()})
+	if err := g.Revoke(ctx, crafted); !errors.Is(err, jwtguard.ErrInvalidToken) {
+		t.Errorf("Revoke of a token with a reserved jti: %v; want ErrInvalidToken", err)
+	}
+	if res := serve(g.RevocationHandler(), formRequest("token="+crafted)); res.code != 200 {
+		t.Errorf("RFC 7009 of a token with a reserved jti: %d; want 200", res.code)
+	}
+	wantAccess(t, g, p.AccessToken, true, "alice is untouched by revoking another token")
+}
