@@ -247,6 +247,11 @@ func TestLogin(t *testing.T) {
 			t.Error("token response may be cached")
 		}
 	}
+	// The password is printed to stdout for the person who started the
+	// demo, never written to the log, which may be shipped elsewhere.
+	if strings.Contains(d.stderr.String(), "s3cret") {
+		t.Errorf("the log holds the password:\n%s", d.stderr)
+	}
 }
 
 // POST /revoke (RFC 7009) needs a valid token of its own, answers 200 for

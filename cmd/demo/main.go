@@ -226,7 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	url := "http://" + ln.Addr().String()
 	log.Info("listening", "url", url, "store", cfg.store, "at", where, "cache", cfg.cache,
-		"secret", source, "ttl", cfg.ttl, "user", cfg.user, "password", cfg.password)
+		"secret", source, "ttl", cfg.ttl, "user", cfg.user) // the password goes to stdout only
 	fmt.Fprintf(stdout, "demo: listening on %s\n", url)
 	fmt.Fprintf(stdout, "demo: log in as %q with password %q:\n", cfg.user, cfg.password)
 	fmt.Fprintf(stdout, "  curl -s -X POST %s/login -d '{\"username\":%q,\"password\":%q}'\n", url, cfg.user, cfg.password)
