@@ -32,7 +32,7 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 		return nil
 	}
 	nowMs := s.now().UnixMilli()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(s.ids)
 		if ids == nil {
 			return errMissingBucket(s.ids)
@@ -73,7 +73,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	binary.BigEndian.PutUint64(entry, encodeMillis(ceilMillis(exp)))
 	copy(entry[8:], jti)
 	var first bool
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		// Batch may run this more than once (after another function of
 		// the batch failed); the last run is the one committed.
 		first = false

@@ -79,7 +79,9 @@ const (
 )
 
 // ErrInvalidFile is wrapped by the error Open returns when the file exists
-// but is not a bbolt database, or is one too damaged to open.
+// but is not a bbolt database, or is one too damaged to open, and by the
+// error of any method that meets a damaged page later (bbolt checks only the
+// first pages when it opens a file).
 var ErrInvalidFile = errors.New("not a bbolt database, or a damaged one")
 
 // sweepChunk bounds the deletions of one sweep transaction, so that a large
@@ -258,7 +260,7 @@ func newStore(db *bolt.DB, cfg config, ownDB bool) (*Store, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{s.ids, s.index} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %q: %w", name, err)
@@ -316,7 +318,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	entry := make([]byte, 8+len(jti))
 	binary.BigEndian.PutUint64(entry, encodeMillis(ceilMillis(exp)))
 	copy(entry[8:], jti)
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return s.put(tx, entry) }); err != nil {
+	if err := s.batch(func(tx *bolt.Tx) error { return s.put(tx, entry) }); err != nil {
 		return s.wrap("revoke", err)
 	}
 	return nil
@@ -382,7 +384,7 @@ func (s *Store) lookup(ctx context.Context, jti, op string) (int64, error) {
 	// bbolt only reads the key, so the id's bytes are not copied.
 	key := unsafe.Slice(unsafe.StringData(jti), len(jti))
 	exp := int64(math.MinInt64)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(s.ids)
 		if ids == nil {
 			return errMissingBucket(s.ids)
@@ -411,7 +413,7 @@ func (s *Store) Len() (int, error) {
 		return 0, fmt.Errorf("boltstore: len: %w", blocklist.ErrClosed)
 	}
 	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(s.ids)
 		if ids == nil {
 			return errMissingBucket(s.ids)
@@ -447,6 +449,36 @@ func (s *Store) wrap(op string, err error) error {
 		return fmt.Errorf("boltstore: %s: %w: %w", op, blocklist.ErrClosed, err)
 	}
 	return fmt.Errorf("boltstore: %s: %w", op, err)
+}
+
+// view, update and batch run fn as db.View, db.Update and db.Batch do, and
+// turn a panic of bbolt into an error wrapping ErrInvalidFile. bbolt checks
+// only the meta pages when it opens a file, and panics when a transaction
+// later meets a damaged page: in a caller that would crash a request, in the
+// sweeper the whole process. (A panic while a batch commits on bbolt's own
+// timer goroutine cannot be caught here.)
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer recoverDamage(&err)
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer recoverDamage(&err)
+	return s.db.Update(fn)
+}
+
+func (s *Store) batch(fn func(*bolt.Tx) error) (err error) {
+	defer recoverDamage(&err)
+	return s.db.Batch(func(tx *bolt.Tx) (err error) {
+		defer recoverDamage(&err)
+		return fn(tx)
+	})
+}
+
+func recoverDamage(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: bbolt panicked: %v", ErrInvalidFile, p)
+	}
 }
 
 func (s *Store) buckets(tx *bolt.Tx) (ids, index *bolt.Bucket, err error) {
@@ -495,7 +527,7 @@ func (s *Store) sweep() error {
 		// A read transaction first, so that an idle store never takes the
 		// write lock or fsyncs.
 		var due bool
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			_, index, err := s.buckets(tx)
 			if err != nil {
 				return err
@@ -508,7 +540,7 @@ func (s *Store) sweep() error {
 			return err
 		}
 		var more bool
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.update(func(tx *bolt.Tx) error {
 			ids, index, err := s.buckets(tx)
 			if err != nil {
 				return err
