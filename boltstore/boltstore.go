@@ -203,7 +203,9 @@ func newConfig(opts []Option) config {
 		now:        time.Now,
 	}
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt != nil { // a nil option, say from a conditional list, is no option
+			opt(&cfg)
+		}
 	}
 	return cfg
 }

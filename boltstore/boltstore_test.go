@@ -482,3 +482,15 @@ func TestSweeperStoppedByClose(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestNilOptionIsIgnored(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t, nil, boltstore.WithClock(nil), nil)
+	ctx := context.Background()
+	if err := s.Revoke(ctx, "a", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.IsRevoked(ctx, "a"); !ok || err != nil {
+		t.Fatalf("IsRevoked = %v, %v; want true, nil", ok, err)
+	}
+}

@@ -60,7 +60,8 @@ func WithSweepInterval(d time.Duration) Option {
 	return func(s *Store) { s.sweepEvery = d }
 }
 
-// New returns an empty Store. Call Close to stop its sweeper.
+// New returns an empty Store. Call Close to stop its sweeper. Nil options
+// are ignored.
 func New(opts ...Option) *Store {
 	s := &Store{
 		now:        time.Now,
@@ -68,7 +69,9 @@ func New(opts ...Option) *Store {
 		sweepEvery: DefaultSweepInterval,
 	}
 	for _, opt := range opts {
-		opt(s)
+		if opt != nil {
+			opt(s)
+		}
 	}
 	if s.sweepEvery > 0 {
 		s.stop = make(chan struct{})

@@ -156,3 +156,15 @@ func BenchmarkRevoke(b *testing.B) {
 		i++
 	}
 }
+
+func TestNilOptionIsIgnored(t *testing.T) {
+	s := memorystore.New(nil, memorystore.WithClock(nil), nil)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Revoke(ctx, "a", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.IsRevoked(ctx, "a"); !ok || err != nil {
+		t.Fatalf("IsRevoked = %v, %v; want true, nil", ok, err)
+	}
+}
