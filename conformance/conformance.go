@@ -69,12 +69,17 @@ func WithUnavailable(newStore func(t *testing.T) blocklist.Store) Option {
 // server, give each call its own key prefix). It registers any cleanup with
 // t.Cleanup. If the store implements blocklist.ExpiryStore, RevokedUntil is
 // checked too, and so are RevokedUntilEach and RevokeOnce for a
-// blocklist.BatchStore and a blocklist.OnceStore.
+// blocklist.BatchStore and a blocklist.OnceStore. A store that is an
+// io.Closer is closed by one subtest, which checks that it then refuses
+// calls with blocklist.ErrClosed or answers them right, and never panics;
+// the factory's cleanup may close it again.
 func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Option) {
 	t.Helper()
 	var cfg config
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt != nil {
+			opt(&cfg)
+		}
 	}
 	tests := []struct {
 		name string
@@ -91,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Opti
 		{"DoneContext", testDoneContext},
 		{"Concurrent", testConcurrent},
 		{"Batch", testBatch}, {"RevokeOnce", testRevokeOnce}, // optional capabilities: batch.go
+		{"Closed", testClosed}, // stores with a Close method: closed.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"ignores-context":       "DoneContext",
 		"swallows-errors":       "Unavailable",
 		"reports-until-early":   "OddIDs",
+		"forgets-when-closed":   "Closed",
 	}
 	// The children mostly sleep, waiting for entries to expire: start them
 	// all at once rather than GOMAXPROCS at a time as parallel subtests.
@@ -92,8 +94,11 @@ func TestBrokenStore(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
 		s := memorystore.New()
 		t.Cleanup(func() { s.Close() })
-		if flaw == "reports-until-early" {
+		switch flaw {
+		case "reports-until-early":
 			return earlyUntil{s}
+		case "forgets-when-closed":
+			return &forgetsWhenClosed{Store: s}
 		}
 		return &broken{Store: s, flaw: flaw}
 	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
@@ -237,4 +242,24 @@ func (e earlyUntil) RevokedUntil(ctx context.Context, jti string) (time.Time, er
 		return until, err
 	}
 	return until.Add(-2 * time.Second), err
+}
+
+// forgetsWhenClosed is a correct store until Close, after which it answers
+// every lookup (false, nil), as a store that drops its data on Close and
+// reports no error would.
+type forgetsWhenClosed struct {
+	blocklist.Store
+	closed atomic.Bool
+}
+
+func (f *forgetsWhenClosed) Close() error {
+	f.closed.Store(true)
+	return nil
+}
+
+func (f *forgetsWhenClosed) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if f.closed.Load() {
+		return false, nil
+	}
+	return f.Store.IsRevoked(ctx, jti)
 }
