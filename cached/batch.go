@@ -27,6 +27,10 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("cached: %w", err)
 	}
+	if s.replicaReady.Load() {
+		s.hits.Add(uint64(len(jtis)))
+		return s.replica.RevokedUntilEach(ctx, jtis, until)
+	}
 	now := s.now()
 	// The indexes of the ids not in memory; a token's id, session and
 	// subject fit without allocating.
@@ -61,6 +65,7 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	s.mu.Lock()
 	revokes := s.revokes
 	s.mu.Unlock()
+	negative := s.negativeEntry(now)
 	got := make([]time.Time, len(ids))
 	lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
 	defer cancel()
@@ -70,18 +75,11 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 		return err
 	}
 	for k, i := range missed {
-		e := entry{until: sat(now, s.negativeTTL)}
+		e := negative
 		if !got[k].IsZero() {
 			e = entry{until: unixNano(got[k]), revoked: true}
 		}
-		if e.until > now {
-			s.mu.Lock()
-			if e.revoked || s.revokes == revokes {
-				e = s.putLocked(ids[k], e, now)
-			}
-			s.mu.Unlock()
-		}
-		until[i] = answer(e, now)
+		until[i] = answer(s.fill(ids[k], e, now, revokes), now)
 	}
 	return nil
 }
@@ -123,6 +121,9 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	}
 	s.revokes++
 	s.mu.Unlock()
+	if first && s.replica != nil {
+		_ = s.replica.Revoke(context.Background(), jti, exp)
+	}
 	s.group.Forget(jti)
 	return first, nil
 }

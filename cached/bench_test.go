@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -162,6 +164,7 @@ func BenchmarkRedisMix(b *testing.B) {
 				b.ReportAllocs()
 				var s blocklist.Store = redisstore.New(client, redisstore.WithPrefix(uniquePrefix(b)))
 				c, _ := cached.New(s)
+				b.Cleanup(func() { c.Close() })
 				if name == "cached" {
 					s = c
 				}
@@ -206,4 +209,59 @@ func BenchmarkStore(b *testing.B) {
 			return newCached(b, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(b))))
 		})
 	})
+}
+
+// BenchmarkPropagation measures how long a revocation made on instance A
+// takes to reach instance B over Redis: from the call of A's Revoke to the
+// moment B's watch has applied it (B's Stats.WatchEvents counts it), one
+// revocation at a time. It reports p50 and p99 over b.N revocations; run it
+// with -benchtime 1000x for the figure of the README.
+func BenchmarkPropagation(b *testing.B) {
+	for _, mode := range []string{"cache", "replica"} {
+		b.Run(mode, func(b *testing.B) {
+			addr, prefix := sharedRedis(b).Addr(), uniquePrefix(b)
+			a, err := cached.New(redisstore.New(newRedisClient(b, addr), redisstore.WithPrefix(prefix)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { a.Close() })
+			var opts []cached.Option
+			if mode == "replica" {
+				opts = append(opts, cached.WithReplica())
+			}
+			dst, err := cached.New(redisstore.New(newRedisClient(b, addr), redisstore.WithPrefix(prefix)), opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { dst.Close() })
+			for dst.Stats().Watch != cached.WatchLive {
+				time.Sleep(time.Millisecond)
+			}
+			ctx := context.Background()
+			exp := time.Now().Add(time.Hour)
+			lat := make([]time.Duration, 0, b.N)
+			i := 0
+			for b.Loop() {
+				want := dst.Stats().WatchEvents + 1
+				start := time.Now()
+				if err := a.Revoke(ctx, "propagation-"+strconv.Itoa(i), exp); err != nil {
+					b.Fatal(err)
+				}
+				for dst.Stats().WatchEvents < want {
+					runtime.Gosched()
+				}
+				lat = append(lat, time.Since(start))
+				i++
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			if mode == "replica" {
+				if n := dst.Stats().BackendCalls; n != 0 {
+					b.Errorf("the replica made %d backend calls", n)
+				}
+			}
+		})
+	}
 }

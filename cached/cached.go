@@ -13,14 +13,19 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
 // Store is a blocklist.Store that answers from a local LRU cache and asks
 // the next Store only on a miss. It is itself a blocklist.ExpiryStore, so
 // Stores can be stacked, and a blocklist.BatchStore and OnceStore (see
 // RevokedUntilEach and RevokeOnce). It is safe for concurrent use by
-// multiple goroutines and needs no Close: it starts no goroutine of its own
-// beyond the lookups in flight, each bounded by WithLookupTimeout.
+// multiple goroutines.
+//
+// When the next Store is a blocklist.WatchStore, New starts a goroutine
+// that watches it (see the package documentation); Close stops it. Without
+// a watch the Store starts no goroutine of its own beyond the lookups in
+// flight, each bounded by WithLookupTimeout, and Close does nothing.
 type Store struct {
 	next   blocklist.Store
 	expiry blocklist.ExpiryStore // next, when it can tell when a revocation ends; else nil
@@ -47,18 +52,33 @@ type Store struct {
 	clock         func() time.Time // nil means time.Now
 
 	misses, backendCalls, errors atomic.Uint64
+
+	// The watch (watch.go). gen is the generation of "not revoked"
+	// entries: a negative entry holds only while its gen is the current
+	// one, so bumping gen distrusts them all at once, without a sweep.
+	gen              atomic.Uint32
+	state            atomic.Int32 // a WatchState
+	watchNegativeTTL int64        // nanoseconds
+	watchEvents      atomic.Uint64
+	watchSyncs       atomic.Uint64
+	stopWatch        context.CancelFunc // nil without a watch
+	watchDone        chan struct{}
+	closeOnce        sync.Once
+
+	// The replica (replica mode only): every live revocation, answered
+	// while replicaReady.
+	replica      *memorystore.Store
+	scan         blocklist.ScanStore
+	replicaReady atomic.Bool
+	replicaLoads atomic.Uint64
 }
 
 // entry is one cached answer. It is small and holds no pointer, so the
 // cache copies it in and out without allocating.
-//
-// A later watch capability (revocations pushed by the next Store) fits
-// here: it can add a generation to negative entries, so every "not revoked"
-// answer is distrusted at once when the watch is lost, and write the
-// revocations it receives through putLocked, as Revoke does.
 type entry struct {
 	until   int64 // unix nanoseconds; the answer holds while now < until
 	revoked bool
+	gen     uint32 // of a "not revoked" answer: it holds only while gen is current
 }
 
 // Stats are counters of a Store since New. Every field only grows; export
@@ -80,6 +100,23 @@ type Stats struct {
 	// steadily, the cache is smaller than the set of tokens in use: raise
 	// WithSize.
 	Evictions uint64
+
+	// Watch is the state of the watch of the next Store now.
+	Watch WatchState
+	// WatchEvents counts revocations the watch delivered.
+	WatchEvents uint64
+	// WatchSyncs counts the times the watch (re)started from a point where
+	// it may have missed revocations: once at start, then once per gap.
+	// Each distrusted every "not revoked" answer, and in replica mode
+	// reloaded the replica.
+	WatchSyncs uint64
+	// ReplicaSize is the number of revocations the replica holds now (0
+	// outside replica mode); ReplicaLoads counts its full loads.
+	ReplicaSize  int
+	ReplicaLoads uint64
+	// ReplicaReady reports whether the replica answers checks now: loaded,
+	// and the watch live.
+	ReplicaReady bool
 }
 
 // New returns a Store that caches the answers of next. Options are applied
@@ -105,6 +142,16 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 			opt(&cfg)
 		}
 	}
+	watcher, _ := next.(blocklist.WatchStore)
+	scanner, _ := next.(blocklist.ScanStore)
+	if cfg.replica {
+		switch {
+		case cfg.noWatch:
+			cfg.fail("WithReplica and WithoutWatch: a replica needs the watch")
+		case watcher == nil || scanner == nil:
+			cfg.fail("WithReplica: the next store (%T) must be a blocklist.WatchStore and a blocklist.ScanStore", next)
+		}
+	}
 	if err := cfg.err(); err != nil {
 		return nil, err
 	}
@@ -119,8 +166,17 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 		positiveTTL:   int64(cfg.positiveTTL),
 		lookupTimeout: cfg.lookupTimeout,
 		clock:         cfg.clock,
+
+		watchNegativeTTL: int64(cfg.watchNegativeTTL),
 	}
 	s.expiry, _ = next.(blocklist.ExpiryStore)
+	if watcher != nil && !cfg.noWatch {
+		if cfg.replica {
+			s.scan = scanner
+			s.replica = memorystore.New(replicaClock(cfg.clock)...)
+		}
+		s.startWatch(watcher)
+	}
 	return s, nil
 }
 
@@ -128,7 +184,7 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 func (s *Store) get(jti string, now int64) (entry, bool) {
 	s.mu.Lock()
 	e, ok := s.lru.Get(jti)
-	ok = ok && now < e.until
+	ok = ok && now < e.until && (e.revoked || e.gen == s.gen.Load())
 	if ok {
 		s.hits.Add(1)
 	}
@@ -179,6 +235,9 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	s.putLocked(jti, entry{until: until, revoked: true}, now)
 	s.revokes++
 	s.mu.Unlock()
+	if s.replica != nil {
+		_ = s.replica.Revoke(context.Background(), jti, exp)
+	}
 	// A lookup of jti already in flight may have read the next Store before
 	// this revocation; later checks must not share its answer.
 	s.group.Forget(jti)
@@ -195,6 +254,11 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if err := check(ctx, jti); err != nil {
 		return false, err
+	}
+	if s.replicaReady.Load() {
+		until, err := s.replica.RevokedUntil(ctx, jti)
+		s.hits.Add(1)
+		return !until.IsZero(), err
 	}
 	now := s.now()
 	if e, ok := s.get(jti, now); ok {
@@ -220,6 +284,10 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	if err := check(ctx, jti); err != nil {
 		return time.Time{}, err
 	}
+	if s.replicaReady.Load() {
+		s.hits.Add(1)
+		return s.replica.RevokedUntil(ctx, jti)
+	}
 	now := s.now()
 	e, ok := s.get(jti, now)
 	if !ok {
@@ -234,16 +302,25 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	return time.Unix(0, e.until), nil
 }
 
-// Stats returns the counters of the Store. It is cheap: five atomic loads,
-// no lock.
+// Stats returns the counters of the Store. It is cheap: atomic loads, and
+// in replica mode the replica's size under its read lock.
 func (s *Store) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Hits:         s.hits.Load(),
 		Misses:       s.misses.Load(),
 		BackendCalls: s.backendCalls.Load(),
 		Errors:       s.errors.Load(),
 		Evictions:    s.evictions.Load(),
+		Watch:        WatchState(s.state.Load()),
+		WatchEvents:  s.watchEvents.Load(),
+		WatchSyncs:   s.watchSyncs.Load(),
+		ReplicaLoads: s.replicaLoads.Load(),
+		ReplicaReady: s.replicaReady.Load(),
 	}
+	if s.replica != nil {
+		st.ReplicaSize = s.replica.Len()
+	}
+	return st
 }
 
 // lookup asks the next Store about jti, sharing one call among concurrent
@@ -253,6 +330,15 @@ func (s *Store) Stats() Stats {
 // staleness bound.
 func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error) {
 	s.misses.Add(1)
+	if st := WatchState(s.state.Load()); st == WatchStarting || st == WatchLost {
+		// The watch is not live: this answer must come from a read made
+		// after the call began, not from a lookup already in flight, which
+		// may have read the next Store before a revocation this Store has
+		// not heard of. Each caller reads for itself, under its context.
+		lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
+		defer cancel()
+		return s.fetch(lctx, jti, now)
+	}
 	// The lookup runs in its own goroutine, detached from the caller's
 	// cancellation: one caller giving up must not fail the others sharing
 	// it. WithLookupTimeout bounds it instead.
@@ -278,6 +364,7 @@ func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error)
 	s.mu.Lock()
 	revokes := s.revokes
 	s.mu.Unlock()
+	negative := s.negativeEntry(now)
 	var e entry
 	if s.expiry != nil {
 		until, err := s.expiry.RevokedUntil(ctx, jti)
@@ -286,7 +373,7 @@ func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error)
 			return entry{}, err
 		}
 		if until.IsZero() {
-			e = entry{until: sat(now, s.negativeTTL)}
+			e = negative
 		} else {
 			e = entry{until: unixNano(until), revoked: true}
 		}
@@ -299,18 +386,43 @@ func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error)
 		if revoked {
 			e = entry{until: sat(now, s.positiveTTL), revoked: true}
 		} else {
-			e = entry{until: sat(now, s.negativeTTL)}
+			e = negative
 		}
 	}
+	return s.fill(jti, e, now, revokes), nil
+}
+
+// negativeEntry returns the "not revoked" entry a lookup starting at now
+// would cache: kept for WatchNegativeTTL while the watch is live, for
+// NegativeTTL without a watch, and not at all (until == now) while a watch
+// is starting or lost. The generation is read before the state: the watch
+// writes them in the other order, so a lookup never pairs a new state with
+// an old generation.
+func (s *Store) negativeEntry(now int64) entry {
+	gen := s.gen.Load()
+	switch WatchState(s.state.Load()) {
+	case WatchOff:
+		return entry{until: sat(now, s.negativeTTL), gen: gen}
+	case WatchLive:
+		return entry{until: sat(now, s.watchNegativeTTL), gen: gen}
+	}
+	return entry{until: now, gen: gen}
+}
+
+// fill caches e, the answer of a lookup that started at now when the
+// count of local revocations was revokes, and returns the entry to answer
+// with. A "not revoked" answer is not cached when a revocation was recorded
+// here, or the watch changed generation, since the lookup started.
+func (s *Store) fill(jti string, e entry, now int64, revokes uint64) entry {
 	if e.until <= now {
-		return e, nil // already stale (NegativeTTL 0, or a revocation just ending)
+		return e // already stale (a TTL of 0, or a revocation just ending)
 	}
 	s.mu.Lock()
-	if e.revoked || s.revokes == revokes {
+	if e.revoked || s.revokes == revokes && e.gen == s.gen.Load() {
 		e = s.putLocked(jti, e, now)
 	}
 	s.mu.Unlock()
-	return e, nil
+	return e
 }
 
 // putLocked merges e into the entry of jti and returns the entry kept.

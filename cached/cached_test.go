@@ -29,6 +29,7 @@ func newCached(t testing.TB, next blocklist.Store, opts ...cached.Option) *cache
 	if err != nil {
 		t.Fatalf("cached.New: %v", err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

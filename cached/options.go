@@ -33,6 +33,10 @@ const (
 	// DefaultLookupTimeout bounds one lookup in the next Store when
 	// WithLookupTimeout is not given.
 	DefaultLookupTimeout = 5 * time.Second
+
+	// DefaultWatchNegativeTTL is how long a "not revoked" answer is reused
+	// while the watch is live, when WithWatchNegativeTTL is not given.
+	DefaultWatchNegativeTTL = time.Minute
 )
 
 // Option configures a Store made by New.
@@ -45,6 +49,10 @@ type config struct {
 	lookupTimeout time.Duration
 	clock         func() time.Time
 	errs          []error
+
+	noWatch          bool
+	watchNegativeTTL time.Duration
+	replica          bool
 }
 
 func (c *config) fail(format string, args ...any) {
@@ -134,4 +142,40 @@ func WithClock(now func() time.Time) Option {
 		}
 		c.clock = now
 	}
+}
+
+// WithoutWatch keeps the Store from watching the next Store even when it is
+// a blocklist.WatchStore: answers are then kept as if it were not one, and
+// New starts no goroutine.
+func WithoutWatch() Option {
+	return func(c *config) { c.noWatch = true }
+}
+
+// WithWatchNegativeTTL sets how long a "not revoked" answer is reused while
+// the watch is live (default DefaultWatchNegativeTTL, one minute). Every
+// revocation made through a Store of this module reaches the watch within
+// milliseconds, so this bound only matters for revocations written into the
+// backend by other means (another language writing the keys without
+// announcing them). It has no effect without a watch. A negative d makes
+// New return an error; zero turns negative caching off while the watch is
+// live.
+func WithWatchNegativeTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("WithWatchNegativeTTL(%v): must not be negative", d)
+			return
+		}
+		c.watchNegativeTTL = d
+	}
+}
+
+// WithReplica makes the Store hold every live revocation of the next
+// Store in memory, so that every check, even of a token never seen before,
+// is answered without leaving the process while the watch is live. The
+// next Store must be a blocklist.WatchStore and a blocklist.ScanStore
+// (redisstore is both), or New returns an error; WithoutWatch and
+// WithReplica together are an error too. See the package documentation,
+// "Replica mode", for what it costs.
+func WithReplica() Option {
+	return func(c *config) { c.replica = true }
 }

@@ -120,8 +120,8 @@ func testWatchDelivers(t *testing.T, a, b redis.UniversalClient) {
 			t.Fatal(err)
 		}
 		e.wait(t, 2*time.Second, "the revocation of "+jti, func() bool { _, ok := e.revoked[jti]; return ok })
-		if took := time.Since(start); took > 100*time.Millisecond {
-			t.Errorf("revocation %d reached the watcher after %s, want under 100ms", i, took)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("revocation %d reached the watcher after %s, want under 1s (its latency is a benchmark's business)", i, took)
 		}
 		e.mu.Lock()
 		got := e.revoked[jti]

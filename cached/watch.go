@@ -1,0 +1,187 @@
+package cached
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/memorystore"
+)
+
+// WatchState is the state of a Store's watch of the next Store.
+type WatchState int32
+
+const (
+	// WatchOff: no watch. The next Store is not a blocklist.WatchStore,
+	// WithoutWatch was given, it answered that it cannot watch, or the
+	// Store was closed. "Not revoked" answers are kept for NegativeTTL.
+	WatchOff WatchState = iota
+	// WatchStarting: the watch is connecting (or, in replica mode,
+	// loading the replica). "Not revoked" answers are not cached.
+	WatchStarting
+	// WatchLive: announcements arrive. "Not revoked" answers are kept for
+	// WatchNegativeTTL; in replica mode the replica answers every check.
+	WatchLive
+	// WatchLost: the watch cannot reach the backend, and revocations made
+	// now may not reach this Store. Every "not revoked" answer cached
+	// before was dropped when it was lost, none is cached until it is live
+	// again, and every check of a token not known to be revoked asks the
+	// next Store.
+	WatchLost
+)
+
+// String returns "off", "starting", "live" or "lost".
+func (w WatchState) String() string {
+	switch w {
+	case WatchOff:
+		return "off"
+	case WatchStarting:
+		return "starting"
+	case WatchLive:
+		return "live"
+	case WatchLost:
+		return "lost"
+	}
+	return "unknown"
+}
+
+// watchRetry is the pause before calling Watch again after it returned an
+// error of its own (it retries connection failures by itself).
+const watchRetry = time.Second
+
+// replicaClock gives the replica the Store's clock, if one was set.
+func replicaClock(clock func() time.Time) []memorystore.Option {
+	if clock == nil {
+		return nil
+	}
+	return []memorystore.Option{memorystore.WithClock(clock)}
+}
+
+// startWatch starts the goroutine that watches w until Close.
+func (s *Store) startWatch(w blocklist.WatchStore) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	s.watchDone = make(chan struct{})
+	s.state.Store(int32(WatchStarting))
+	go s.runWatch(ctx, w)
+}
+
+func (s *Store) runWatch(ctx context.Context, w blocklist.WatchStore) {
+	defer close(s.watchDone)
+	for {
+		err := w.Watch(ctx, func(ev blocklist.Event) { s.onEvent(ctx, ev) })
+		if ctx.Err() != nil {
+			return
+		}
+		s.errors.Add(1)
+		if errors.Is(err, errors.ErrUnsupported) {
+			s.setState(WatchOff)
+			return
+		}
+		// Watch gave up on an error it cannot retry: distrust everything
+		// until a new Watch is live.
+		s.setState(WatchLost)
+		t := time.NewTimer(watchRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// setState moves the watch to st and starts a new generation of "not
+// revoked" answers, so that none cached before is trusted any more. The
+// state is written before the generation; lookups read them in the other
+// order (see negativeEntry).
+func (s *Store) setState(st WatchState) {
+	if st != WatchLive {
+		s.replicaReady.Store(false)
+	}
+	s.state.Store(int32(st))
+	s.gen.Add(1)
+}
+
+// onEvent applies one event of the watch.
+func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
+	switch ev.Kind {
+	case blocklist.Revoked:
+		s.watchEvents.Add(1)
+		if s.replica != nil {
+			_ = s.replica.Revoke(context.Background(), ev.JTI, ev.Exp)
+			return
+		}
+		now := s.now()
+		if until := unixNano(ev.Exp); until > now {
+			s.mu.Lock()
+			s.putLocked(ev.JTI, entry{until: until, revoked: true}, now)
+			s.mu.Unlock()
+		}
+	case blocklist.Synced:
+		// Revocations made before this point may not have been delivered.
+		s.watchSyncs.Add(1)
+		if s.replica != nil {
+			s.setState(WatchStarting)
+			if !s.load(ctx) {
+				return // closed while loading
+			}
+		}
+		s.setState(WatchLive)
+		s.replicaReady.Store(s.replica != nil)
+	case blocklist.Resumed:
+		// Everything missed while lost was delivered before this event;
+		// the replica, loaded at the last Synced, is complete again.
+		s.setState(WatchLive)
+		s.replicaReady.Store(s.replica != nil)
+	case blocklist.Lost:
+		s.setState(WatchLost)
+	}
+}
+
+// load fills the replica with every live revocation of the next Store,
+// retrying until it succeeds or ctx ends (it then reports false). The watch
+// waits meanwhile, and delivers what was announced during the load after
+// it: the replica merges both, since revocation is monotonic. Entries
+// already in the replica stay: they are live revocations too.
+func (s *Store) load(ctx context.Context) bool {
+	for {
+		err := s.scan.ScanRevoked(ctx, func(jti string, until time.Time) error {
+			return s.replica.Revoke(context.Background(), jti, until)
+		})
+		if err == nil {
+			s.replicaLoads.Add(1)
+			return true
+		}
+		s.errors.Add(1)
+		t := time.NewTimer(watchRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the watch of the next Store, if there is one, and waits for
+// its goroutine to end (at most about a quarter second over redisstore),
+// then frees the replica. The Store stays usable as a cache without a
+// watch: "not revoked" answers cached while the watch was live are dropped,
+// and later ones are kept for NegativeTTL. Close does not close the next
+// Store. It is idempotent and always returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stopWatch == nil {
+			return
+		}
+		s.stopWatch()
+		<-s.watchDone
+		s.setState(WatchOff)
+		if s.replica != nil {
+			s.replica.Close()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,363 @@
+package cached_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// waitFor polls ok every millisecond until it holds, or fails the test
+// after d.
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after %s", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitLive(t *testing.T, c *cached.Store) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the watch to be live", func() bool { return c.Stats().Watch == cached.WatchLive })
+}
+
+// instance is one app instance: its own client and its own cached Store
+// over the shared Redis.
+func instance(t *testing.T, client redis.UniversalClient, prefix string, opts ...cached.Option) *cached.Store {
+	t.Helper()
+	opts = append([]cached.Option{cached.WithNegativeTTL(time.Hour), cached.WithWatchNegativeTTL(time.Hour)}, opts...)
+	return newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), opts...)
+}
+
+func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testPropagation: a revocation on A reaches B within 100 ms, although B
+// keeps "not revoked" answers for an hour.
+func testPropagation(t *testing.T, newClient func() redis.UniversalClient) {
+	prefix := uniquePrefix(t)
+	a := instance(t, newClient(), prefix)
+	b := instance(t, newClient(), prefix)
+	waitLive(t, b)
+	exp := time.Now().Add(time.Hour)
+	slow := 0
+	for i := range 20 {
+		jti := fmt.Sprintf("token-%d", i)
+		mustRevoked(t, b, jti, false, "not revoked yet: cached for an hour")
+		mustRevoke(t, a, jti, exp)
+		revoked := time.Now()
+		waitFor(t, time.Second, jti+" revoked on B", func() bool {
+			ok, err := b.IsRevoked(context.Background(), jti)
+			return err == nil && ok
+		})
+		if time.Since(revoked) > 100*time.Millisecond {
+			slow++
+		}
+	}
+	// Under 100 ms each, bar a few on a machine loaded by -race and
+	// parallel tests; BenchmarkPropagation measures the real latency.
+	if slow > 5 {
+		t.Errorf("%d of 20 revocations took over 100ms to reach B", slow)
+	}
+	if st := b.Stats(); st.WatchEvents < 20 || st.Watch != cached.WatchLive || st.WatchSyncs != 1 {
+		t.Errorf("B's Stats = %+v, want 20 events or more, live, one sync", st)
+	}
+}
+
+func TestPropagationStandalone(t *testing.T) {
+	t.Parallel()
+	addr := sharedRedis(t).Addr()
+	testPropagation(t, func() redis.UniversalClient { return newRedisClient(t, addr) })
+}
+
+func TestPropagationCluster(t *testing.T) {
+	t.Parallel()
+	c := testserver.RedisCluster(t, 3)
+	testPropagation(t, func() redis.UniversalClient { return newClusterClient(t, c.Addrs()) })
+}
+
+// guard checks B's answers for ids as they get revoked, in a loop, until
+// stopped: once Revoke of an id returned, B must never answer "not revoked"
+// for it. Errors are allowed (the server may be down).
+type guard struct {
+	revoked sync.Map // jti -> struct{}: Revoke returned nil
+	ids     []string
+	bad     atomic.Value // string
+	stop    chan struct{}
+	done    chan struct{}
+	checks  atomic.Int64
+}
+
+func startGuard(b blocklist.Store, ids []string) *guard {
+	g := &guard{ids: ids, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		for {
+			for _, jti := range g.ids {
+				select {
+				case <-g.stop:
+					return
+				default:
+				}
+				_, wasRevoked := g.revoked.Load(jti)
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				ok, err := b.IsRevoked(ctx, jti)
+				cancel()
+				g.checks.Add(1)
+				if err == nil && !ok && wasRevoked {
+					g.bad.CompareAndSwap(nil, jti)
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return g
+}
+
+func (g *guard) finish(t *testing.T) {
+	t.Helper()
+	close(g.stop)
+	<-g.done
+	if bad := g.bad.Load(); bad != nil {
+		t.Errorf("B answered \"not revoked\" for %q after its Revoke returned", bad)
+	}
+	if g.checks.Load() == 0 {
+		t.Error("the guard made no check")
+	}
+}
+
+// cutter dials B's connections, and can cut them all and refuse new ones:
+// B alone is cut off from Redis, a real server that A keeps using.
+type cutter struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return nil, errors.New("cut off by the test")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		c.conns = append(c.conns, conn)
+	}
+	return conn, err
+}
+
+func (c *cutter) set(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for _, conn := range c.conns {
+			conn.Close()
+		}
+		c.conns = nil
+	}
+}
+
+// testCut: B is cut off from Redis (and, with restart, the server is
+// killed and restarted on its port meanwhile, keeping its data and the
+// stream: appendonly, fsync always). Revocations A makes while B is cut
+// off reach B once it is back, and B never answers "not revoked" for any of
+// them, at any moment, though it had cached "not revoked" for an hour.
+func testCut(t *testing.T, restart bool, opts ...cached.Option) {
+	srv := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	prefix := uniquePrefix(t)
+	a := instance(t, newRedisClient(t, srv.Addr()), prefix)
+	var cut cutter
+	bClient := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: cut.dial})
+	t.Cleanup(func() { bClient.Close() })
+	b := instance(t, bClient, prefix, opts...)
+	waitLive(t, b)
+	exp := time.Now().Add(time.Hour)
+
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, fmt.Sprintf("cut-%d", i))
+	}
+	for _, jti := range ids {
+		mustRevoked(t, b, jti, false, "cached as not revoked, for an hour")
+	}
+	mustRevoke(t, a, "before", exp)
+	waitFor(t, time.Second, "before on B", func() bool { ok, _ := b.IsRevoked(context.Background(), "before"); return ok })
+	g := startGuard(b, ids)
+
+	cut.set(true)
+	waitFor(t, 5*time.Second, "B's watch to be lost", func() bool { return b.Stats().Watch == cached.WatchLost })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if restart {
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, jti := range ids {
+		for {
+			err := a.Revoke(ctx, jti, exp)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond) // the pool drops its dead connections
+		}
+		g.revoked.Store(jti, struct{}{})
+	}
+	time.Sleep(20 * time.Millisecond) // the guard checks B while cut off
+	cut.set(false)
+	waitLive(t, b)
+	g.finish(t)
+	for _, jti := range ids {
+		mustRevoked(t, b, jti, true, "revoked while B was cut off")
+	}
+	mustRevoked(t, b, "before", true, "revoked before the cut")
+	if st := b.Stats(); st.WatchSyncs != 1 {
+		t.Errorf("B's watch synced %d times: the stream kept every announcement, so it should have resumed", st.WatchSyncs)
+	}
+}
+
+func TestCut(t *testing.T) {
+	t.Parallel()
+	testCut(t, false)
+}
+
+func TestCutRestart(t *testing.T) {
+	t.Parallel()
+	testCut(t, true)
+}
+
+func TestCutReplica(t *testing.T) {
+	t.Parallel()
+	testCut(t, true, cached.WithReplica())
+}
+
+// revokeMany revokes ids through s from 8 goroutines.
+func revokeMany(t *testing.T, s blocklist.Store, ids []string, exp time.Time) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ids); i += 8 {
+				if err := s.Revoke(context.Background(), ids[i], exp); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// testReplica: a replica started after 10,000 revocations answers every
+// one of them, and ids never revoked, without a call to Redis; one started
+// while revocations keep coming misses none.
+func testReplica(t *testing.T, newClient func() redis.UniversalClient) {
+	prefix := uniquePrefix(t)
+	writer := redisstore.New(newClient(), redisstore.WithPrefix(prefix))
+	exp := time.Now().Add(time.Hour)
+	ids := make([]string, 10_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("replica-%d", i)
+	}
+	revokeMany(t, writer, ids, exp)
+
+	b := instance(t, newClient(), prefix, cached.WithReplica())
+	waitFor(t, 10*time.Second, "the replica to be ready", func() bool { return b.Stats().ReplicaReady })
+	for i, jti := range ids {
+		mustRevoked(t, b, jti, true, "revoked before the replica started")
+		mustRevoked(t, b, fmt.Sprintf("never-%d", i), false, "never revoked")
+	}
+	if st := b.Stats(); st.BackendCalls != 0 || st.ReplicaSize != len(ids) {
+		t.Errorf("replica Stats = %+v, want no backend call and %d entries", st, len(ids))
+	}
+
+	// Revocations keep coming while another replica starts.
+	more := make([]string, 3000)
+	for i := range more {
+		more[i] = fmt.Sprintf("stream-%d", i)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		revokeMany(t, writer, more, exp)
+	}()
+	time.Sleep(5 * time.Millisecond)
+	c := instance(t, newClient(), prefix, cached.WithReplica())
+	wg.Wait()
+	waitFor(t, 10*time.Second, "every revocation in both replicas", func() bool {
+		return b.Stats().ReplicaSize == len(ids)+len(more) && c.Stats().ReplicaSize == len(ids)+len(more)
+	})
+	for _, r := range []*cached.Store{b, c} {
+		for _, jti := range more {
+			mustRevoked(t, r, jti, true, "revoked while the replica started")
+		}
+		if st := r.Stats(); st.BackendCalls != 0 {
+			t.Errorf("a replica made %d backend calls, want 0", st.BackendCalls)
+		}
+	}
+}
+
+func TestReplicaStandalone(t *testing.T) {
+	t.Parallel()
+	addr := sharedRedis(t).Addr()
+	testReplica(t, func() redis.UniversalClient { return newRedisClient(t, addr) })
+}
+
+func TestReplicaCluster(t *testing.T) {
+	t.Parallel()
+	c := testserver.RedisCluster(t, 3)
+	testReplica(t, func() redis.UniversalClient { return newClusterClient(t, c.Addrs()) })
+}
+
+func TestReplicaNeedsWatchAndScan(t *testing.T) {
+	if _, err := cached.New(newMemory(t), cached.WithReplica()); err == nil {
+		t.Error("WithReplica over a memorystore (no watch): no error")
+	}
+	client := newRedisClient(t, sharedRedis(t).Addr())
+	if _, err := cached.New(redisstore.New(client), cached.WithReplica(), cached.WithoutWatch()); err == nil {
+		t.Error("WithReplica with WithoutWatch: no error")
+	}
+	if _, err := cached.New(newMemory(t), cached.WithWatchNegativeTTL(-time.Second)); err == nil {
+		t.Error("WithWatchNegativeTTL(-1s): no error")
+	}
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))), cached.WithoutWatch())
+	if st := c.Stats(); st.Watch != cached.WatchOff {
+		t.Errorf("WithoutWatch: Stats.Watch = %s", st.Watch)
+	}
+}
