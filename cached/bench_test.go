@@ -16,6 +16,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/benchmark"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
@@ -263,5 +264,33 @@ func BenchmarkPropagation(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkReplicaMemory measures what a replica holding a million live
+// revocations costs in memory. The replica is a memorystore filled from the
+// stream, so this fills one with a million 36-byte ids (UUIDs) and reports
+// the heap it grew by, per revocation and per million.
+func BenchmarkReplicaMemory(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := memorystore.New()
+		exp := time.Now().Add(time.Hour)
+		for i := range n {
+			jti := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+			if err := m.Revoke(context.Background(), jti, exp.Add(time.Duration(i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(after.HeapAlloc-before.HeapAlloc) / n
+		b.ReportMetric(per, "B/revocation")
+		b.ReportMetric(per*n/(1<<20), "MiB/million")
+		runtime.KeepAlive(m)
+		m.Close()
 	}
 }

@@ -51,6 +51,7 @@ type Option func(*config)
 
 type config struct {
 	newUnavailable func(t *testing.T) blocklist.Store
+	newPeer        func(t *testing.T, s blocklist.Store) blocklist.Store // WithPeer: watch.go
 }
 
 // WithUnavailable gives Run a factory for a store whose backend cannot
@@ -97,6 +98,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Opti
 		{"Concurrent", testConcurrent},
 		{"Batch", testBatch}, {"RevokeOnce", testRevokeOnce}, // optional capabilities: batch.go
 		{"Closed", testClosed}, // stores with a Close method: closed.go
+		{"Watch", func(t *testing.T, s blocklist.Store) { testWatch(t, s, cfg) }}, // blocklist.WatchStore: watch.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -491,6 +493,7 @@ func testUnavailable(t *testing.T, s blocklist.Store) {
 	call("Revoke", func(ctx context.Context) (bool, error) { return false, s.Revoke(ctx, "down", exp) })
 	call("IsRevoked", func(ctx context.Context) (bool, error) { return s.IsRevoked(ctx, "down") })
 	testCapabilitiesUnavailable(t, s, deadline)
+	testWatchUnavailable(t, s, deadline)
 	if es, ok := s.(blocklist.ExpiryStore); ok {
 		call("RevokedUntil", func(ctx context.Context) (bool, error) {
 			until, err := es.RevokedUntil(ctx, "down")

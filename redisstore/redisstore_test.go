@@ -111,18 +111,24 @@ func killedStore(t *testing.T) blocklist.Store {
 func TestConformanceStandalone(t *testing.T) {
 	t.Parallel()
 	client := newClient(t, sharedServer(t).Addr())
+	peer := newClient(t, sharedServer(t).Addr())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
 		return redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t)))
-	}, conformance.WithUnavailable(killedStore))
+	}, conformance.WithUnavailable(killedStore), conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
+		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
+	}))
 }
 
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	cluster := testserver.RedisCluster(t, 3)
 	client := newClusterClient(t, cluster.Addrs())
+	peer := newClusterClient(t, cluster.Addrs())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
 		return redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t)))
-	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
+	}, conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
+		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
+	}), conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
 		client := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:                 []string{closedAddr(t), closedAddr(t), closedAddr(t)},
 			ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1,

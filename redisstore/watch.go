@@ -66,6 +66,9 @@ func WithStreamMaxLen(n int64) Option {
 	}
 }
 
+// Prefix returns the key prefix of the Store (see WithPrefix).
+func (s *Store) Prefix() string { return s.prefix }
+
 // Stream returns the key of the stream revocations are announced on: the
 // prefix itself (no id is empty, so no revocation has that key), or "" when
 // WithoutEvents was given.

@@ -1,0 +1,157 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+// The checks of blocklist.WatchStore. A store that is not one skips them.
+
+// watchBound is how long an announced revocation may take to reach a
+// watcher in the suite: generous, for loaded CI machines. The latency
+// itself is a benchmark's business.
+const watchBound = 2 * time.Second
+
+// WithPeer gives Run a factory for a second instance of the store under
+// test: another client of the same backend, seeing the same revocations
+// (on a shared server, the same key prefix as s). The Watch subtest then
+// watches through the peer what it revokes through s, as two processes of
+// one service would. Without it, it watches s itself.
+func WithPeer(newPeer func(t *testing.T, s blocklist.Store) blocklist.Store) Option {
+	return func(c *config) { c.newPeer = newPeer }
+}
+
+// watching runs Watch on w until the test ends, sending its events to the
+// returned channel, and the error Watch returned to the second one.
+func watching(t *testing.T, w blocklist.WatchStore) (<-chan blocklist.Event, <-chan error, context.CancelFunc) {
+	t.Helper()
+	events := make(chan blocklist.Event, 10_000)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		done <- w.Watch(ctx, func(ev blocklist.Event) {
+			select {
+			case events <- ev:
+			default: // the test stopped reading
+			}
+		})
+	}()
+	t.Cleanup(cancel)
+	return events, done, cancel
+}
+
+// next returns the next event that is not a repeat of a revocation in seen,
+// or fails the test after watchBound.
+func nextEvent(t *testing.T, events <-chan blocklist.Event, what string) blocklist.Event {
+	t.Helper()
+	select {
+	case ev := <-events:
+		return ev
+	case <-time.After(watchBound):
+		t.Fatalf("no event within %s while waiting for %s", watchBound, what)
+		return blocklist.Event{}
+	}
+}
+
+// testWatch checks that revocations made through one instance are reported
+// to a watcher, with their exact ids and exps, in order, after Synced; that
+// a past exp is not reported; and that Watch honours its context.
+func testWatch(t *testing.T, s blocklist.Store, cfg config) {
+	if _, ok := s.(blocklist.WatchStore); !ok {
+		t.Skip("not a blocklist.WatchStore")
+	}
+	watched := s
+	if cfg.newPeer != nil {
+		watched = cfg.newPeer(t, s)
+	}
+	w, ok := watched.(blocklist.WatchStore)
+	if !ok {
+		t.Fatalf("the peer (%T) of a WatchStore is not one", watched)
+	}
+	events, done, cancel := watching(t, w)
+	if ev := nextEvent(t, events, "Synced"); ev.Kind != blocklist.Synced {
+		t.Fatalf("first event = %s, want Synced", ev.Kind)
+	}
+
+	// Each revocation is reported, in order; the past one is not.
+	exp := time.Now().Add(time.Hour)
+	ids := oddIDs()
+	for i, jti := range ids {
+		if i == len(ids)/2 {
+			revoke(t, s, "past", time.Now().Add(-time.Second))
+		}
+		revoke(t, s, jti, exp)
+	}
+	for i := 0; i < len(ids); {
+		ev := nextEvent(t, events, "the revocation of "+quote(ids[i]))
+		switch {
+		case ev.Kind != blocklist.Revoked:
+			t.Fatalf("event %s while waiting for the revocation of %s", ev.Kind, quote(ids[i]))
+		case ev.JTI == "past":
+			t.Fatal("a revocation with a past exp was reported")
+		case i > 0 && ev.JTI == ids[i-1]:
+			continue // reported again: allowed
+		case ev.JTI != ids[i]:
+			t.Fatalf("revocation %d reported as %s, want %s (in the order made)", i, quote(ev.JTI), quote(ids[i]))
+		case ev.Exp.Before(exp.Truncate(time.Millisecond)) || ev.Exp.After(exp.Add(time.Second)):
+			t.Fatalf("revocation of %s reported with Exp %s, want %s (to the millisecond, at most 1s later)",
+				quote(ev.JTI), ev.Exp.Format(time.RFC3339Nano), exp.Format(time.RFC3339Nano))
+		}
+		i++
+	}
+
+	// The end of the context ends Watch, with its error.
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch after its context was canceled returned %v, want an error wrapping context.Canceled", err)
+		}
+	case <-time.After(watchBound):
+		t.Fatalf("Watch still running %s after its context was canceled", watchBound)
+	}
+	canceled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	start := time.Now()
+	if err := w.Watch(canceled, func(blocklist.Event) { t.Error("Watch with a done context reported an event") }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch with a done context returned %v, want an error wrapping context.Canceled", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Watch with a done context took %s to return", took)
+	}
+}
+
+// testWatchUnavailable checks that a watch of a backend that cannot answer
+// reports Lost (or returns an error) and never Synced or a revocation.
+func testWatchUnavailable(t *testing.T, s blocklist.Store, deadline time.Duration) {
+	t.Helper()
+	w, ok := s.(blocklist.WatchStore)
+	if !ok {
+		return
+	}
+	events, done, cancel := watching(t, w)
+	defer cancel()
+	select {
+	case ev := <-events:
+		if ev.Kind != blocklist.Lost {
+			t.Errorf("Watch of an unavailable backend reported %s first, want Lost", ev.Kind)
+		}
+	case err := <-done:
+		if err == nil {
+			t.Error("Watch of an unavailable backend returned nil")
+		}
+		return
+	case <-time.After(deadline):
+		t.Errorf("Watch of an unavailable backend reported nothing within %s, want Lost", deadline)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(watchBound):
+		t.Errorf("Watch of an unavailable backend still running %s after its context was canceled", watchBound)
+	}
+}
