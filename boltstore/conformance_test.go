@@ -3,6 +3,7 @@ package boltstore_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/boltstore"
@@ -28,4 +29,16 @@ func TestConformance(t *testing.T) {
 		db.Close()
 		return s
 	}))
+}
+
+// TestConformanceBusySweeper runs the suite with a sweeper that runs every
+// few milliseconds, so that it races with Revoke and lookups while entries
+// expire and are extended; with the default interval of a minute it never
+// runs during the suite.
+func TestConformanceBusySweeper(t *testing.T) {
+	t.Parallel()
+	conformance.Run(t, func(t *testing.T) blocklist.Store {
+		s, _ := open(t, boltstore.WithSweepInterval(5*time.Millisecond))
+		return s
+	})
 }

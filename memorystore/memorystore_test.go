@@ -21,6 +21,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceBusySweeper runs the suite with a sweeper that runs every
+// millisecond, so that it races with Revoke and lookups while entries expire
+// and are extended; with the default interval of a minute it never runs
+// during the suite.
+func TestConformanceBusySweeper(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) blocklist.Store {
+		s := memorystore.New(memorystore.WithSweepInterval(time.Millisecond))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // clock is a manual clock for tests.
 type clock struct {
 	mu  sync.Mutex
