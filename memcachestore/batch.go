@@ -61,21 +61,7 @@ func (s *Store) getMulti(ctx context.Context, keys []string) (map[string]*memcac
 	if !s.deadlineBeforeTimeout(ctx) {
 		return s.client.GetMulti(keys)
 	}
-	type result struct {
-		items map[string]*memcache.Item
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		items, err := s.client.GetMulti(keys)
-		done <- result{items, err}
-	}()
-	select {
-	case r := <-done:
-		return r.items, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return untilDone(ctx, func() (map[string]*memcache.Item, error) { return s.client.GetMulti(keys) })
 }
 
 // RevokeOnce implements blocklist.OnceStore with memcached's add, which

@@ -256,21 +256,7 @@ func (s *Store) get(ctx context.Context, key string) (*memcache.Item, error) {
 	if !s.deadlineBeforeTimeout(ctx) {
 		return s.client.Get(key)
 	}
-	type result struct {
-		it  *memcache.Item
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		it, err := s.client.Get(key)
-		done <- result{it, err}
-	}()
-	select {
-	case r := <-done:
-		return r.it, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return untilDone(ctx, func() (*memcache.Item, error) { return s.client.Get(key) })
 }
 
 func (s *Store) store(ctx context.Context, op func(*memcache.Client, *memcache.Item) error, item *memcache.Item) error {
@@ -278,13 +264,29 @@ func (s *Store) store(ctx context.Context, op func(*memcache.Client, *memcache.I
 		return op(s.client, item)
 	}
 	it := *item // the abandoned call keeps its own copy
-	done := make(chan error, 1)
-	go func() { done <- op(s.client, &it) }()
+	_, err := untilDone(ctx, func() (struct{}, error) { return struct{}{}, op(s.client, &it) })
+	return err
+}
+
+// untilDone runs call in a goroutine and returns its result, or ctx.Err()
+// as soon as ctx is done; the call is then abandoned, and ends within the
+// client's Timeout.
+func untilDone[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := call()
+		done <- result{v, err}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
