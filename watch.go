@@ -81,7 +81,8 @@ type WatchStore interface {
 	// the backend is unreachable Watch keeps trying by itself; it returns
 	// early only for an error that retrying cannot fix, wrapped with the
 	// backend's package name. Revocations with an exp not in the future
-	// are not reported.
+	// are not reported. A revocation whose Revoke returned before another
+	// began is reported before it.
 	Watch(ctx context.Context, fn func(Event)) error
 }
 

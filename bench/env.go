@@ -50,7 +50,7 @@ func startEnv(ctx context.Context, cfg config, runID string, log *progress) (*en
 
 	// Standalone Redis.
 	switch {
-	case !cfg.wantsAny("redisstore", "cached → redisstore"):
+	case !cfg.wantsAny("redisstore", "cached → redisstore", "propagation"):
 	case cfg.redisAddr != "":
 		e.redis = newRedisClient(cfg.redisAddr)
 		e.closers = append(e.closers, e.redis.Close)
@@ -81,7 +81,7 @@ func startEnv(ctx context.Context, cfg config, runID string, log *progress) (*en
 
 	// Redis Cluster.
 	switch {
-	case !cfg.wantsAny("redisstore (cluster)", "cached → redisstore (cluster)"):
+	case !cfg.wantsAny("redisstore (cluster)", "cached → redisstore (cluster)", "propagation"):
 	case len(cfg.clusterAddrs) > 0:
 		e.cluster = newClusterClient(cfg.clusterAddrs)
 		e.closers = append(e.closers, e.cluster.Close)

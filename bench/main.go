@@ -21,7 +21,10 @@
 //     each Store to its raw client, with the number of operations behind
 //     each figure;
 //   - growth: IsRevoked as the blocklist holds 1k, 100k and 1M live entries
-//     (-quick stops at 100k).
+//     (-quick stops at 100k);
+//   - propagation: how long a revocation made by one instance takes to reach
+//     another's cache over Redis (p50, p99 of 1,000), and that a replica
+//     answers every check without a call to Redis.
 //
 // Progress goes to stderr, the report to stdout, and to -out FILE.md when
 // given; -svg FILE.svg draws the lookup latencies as a bar chart on a log
@@ -282,6 +285,7 @@ func (r *runner) sections() []sectionRunner {
 	return []sectionRunner{
 		{name: "comparison", enabled: true, run: r.comparison},
 		{name: "growth", enabled: r.env.cfg.growth, run: r.growth},
+		{name: "propagation", enabled: (r.env.redis != nil || r.env.cluster != nil) && r.env.cfg.wants("propagation"), run: r.propagation},
 	}
 }
 

@@ -9,7 +9,9 @@
 // # Cost
 //
 // Every call is one network round trip: IsRevoked is one EXISTS, RevokedUntil
-// one PEXPIRETIME, Revoke one MULTI/EXEC of two commands on the token's key.
+// one PEXPIRETIME, Revoke one MULTI/EXEC of two commands on the token's key
+// and the XADD that announces it (see Announcements; on Cluster two round
+// trips sent at once).
 // Expect tens of microseconds on loopback and well under a millisecond inside
 // a data centre; put the cached package in front to answer repeated checks
 // from memory. Storage is one small string key per live revocation; Redis
@@ -60,6 +62,45 @@
 // that id's slot. Keep reads on the masters (the ClusterClient default, not
 // ReadOnly or RouteByLatency): a replica lags, and could answer "not revoked"
 // for a token revoked a moment ago.
+//
+// # Announcements
+//
+// Every Revoke also announces the revocation on a Redis stream, so that
+// other instances (package cached) learn of it within milliseconds instead
+// of asking on every check:
+//
+//	XADD <prefix> MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
+//
+// The stream's key is the prefix itself ("blocklist:"): no id is empty, so
+// no revocation has that key. On a single server the XADD joins the
+// MULTI/EXEC of the token's key, so both are written or neither, in the same
+// round trip. On Cluster (and Ring) the stream is one key on one master and
+// a transaction cannot cross slots, so the XADD is sent on its own at the
+// same moment as the transaction (concurrently, from a goroutine) and
+// Revoke waits for both: it takes about as long as the slower of two round
+// trips instead of one, and every revocation of the fleet is an XADD on the
+// stream's master, which handles some 100,000 a second, far above any
+// logout rate. RevokeOnce announces only when it wins: on a single server
+// in one script (SET NX, then XADD), on Cluster with a second round trip
+// paid by the winner. If Revoke returns an error the announcement may be
+// missing even though the key was written: retry the Revoke (it is
+// idempotent), or watchers learn of it only when they next read the key.
+// A service in another language that revokes by writing keys itself should
+// send the XADD too.
+//
+// Why a stream and not pub/sub: PUBLISH is fire-and-forget, so a watcher
+// whose connection drops for a moment misses what was published meanwhile
+// and cannot tell what it missed. A stream keeps the last entries (at least
+// WithStreamMaxLen, 100,000 by default, about 10 MB in Redis), a watcher
+// resumes after a disconnection from the last entry id it read, and it can
+// tell exactly when Redis trimmed entries it had not read yet (XINFO
+// STREAM's max-deleted-entry-id, asked in the same round trip as each
+// read): only then must it start over. WithoutEvents turns announcements
+// off; WithStreamMaxLen sets the history kept.
+//
+// Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK and
+// ScanRevoked (blocklist.ScanStore) lists every live revocation with SCAN;
+// package cached uses both for its replica mode.
 //
 // # Deadlines and failures
 //
