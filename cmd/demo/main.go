@@ -196,9 +196,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 	store := backend
 	if cfg.cache {
-		if store, err = cached.New(backend); err != nil {
+		c, err := cached.New(backend)
+		if err != nil {
 			return err
 		}
+		// Over Redis the cache watches the revocation stream; stop it before
+		// the backend's client closes (defers run last in, first out).
+		defer c.Close()
+		store = c
 	}
 
 	secret, source, err := loadSecret(cfg, getenv)
