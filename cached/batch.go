@@ -110,6 +110,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	first, err := once.RevokeOnce(ctx, jti, exp)
 	if err != nil {
 		s.errors.Add(1)
+		s.distrust(jti) // the revocation may be stored all the same
 		return false, err
 	}
 	now := s.now()

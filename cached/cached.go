@@ -217,14 +217,21 @@ func check(ctx context.Context, jti string) error {
 // that succeeded, records it here, so IsRevoked in this process answers true
 // at once. The local entry keeps the later of its exp and the new one, like
 // every Store. An error from the next Store is returned as is (it names that
-// Store's package) and leaves the cache unchanged. A done context or an
-// invalid id fails before the next Store is called.
+// Store's package) and records no revocation here; since the next Store may
+// have stored the revocation all the same, it drops any cached "not
+// revoked" answer for jti, so the next check asks the next Store. A done
+// context or an invalid id fails before the next Store is called.
 func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if err := check(ctx, jti); err != nil {
 		return err
 	}
 	if err := s.next.Revoke(ctx, jti, exp); err != nil {
 		s.errors.Add(1)
+		// The revocation may be stored all the same (a reply lost after
+		// the write; on Redis Cluster, a failed announcement beside a
+		// write that succeeded): no "not revoked" answer for jti may
+		// outlive this call.
+		s.distrust(jti)
 		return err
 	}
 	until, now := unixNano(exp), s.now()
@@ -242,6 +249,19 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// this revocation; later checks must not share its answer.
 	s.group.Forget(jti)
 	return nil
+}
+
+// distrust drops the cached "not revoked" answer for jti, if any, and keeps
+// lookups in flight from caching or sharing theirs: jti may have been
+// revoked by a call whose outcome this Store does not know.
+func (s *Store) distrust(jti string) {
+	s.mu.Lock()
+	if old, ok := s.lru.Peek(jti); ok && !old.revoked {
+		s.lru.Remove(jti)
+	}
+	s.revokes++
+	s.mu.Unlock()
+	s.group.Forget(jti)
 }
 
 // IsRevoked reports whether jti is revoked, from memory when it can. A

@@ -456,6 +456,45 @@ func TestErrorsAreNotCached(t *testing.T) {
 	}
 }
 
+// lostAckStore wraps a real store whose Revoke stores the revocation and
+// then fails, as a write does whose reply was lost, or one that Redis
+// Cluster stored but could not announce.
+type lostAckStore struct{ blocklist.ExpiryStore }
+
+func (l lostAckStore) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	if err := l.ExpiryStore.Revoke(ctx, jti, exp); err != nil {
+		return err
+	}
+	return errDown
+}
+
+func (l lostAckStore) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	if _, err := l.ExpiryStore.(blocklist.OnceStore).RevokeOnce(ctx, jti, exp); err != nil {
+		return false, err
+	}
+	return false, errDown
+}
+
+// A Revoke that failed may have been stored all the same: the "not
+// revoked" answer cached by the request that carried the logout must not
+// outlive it.
+func TestFailedRevokeDropsNotRevoked(t *testing.T) {
+	clock := newFakeClock()
+	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
+	c := newCached(t, lostAckStore{m}, cached.WithClock(clock.Now), cached.WithNegativeTTL(time.Hour))
+	exp := clock.Now().Add(time.Hour)
+	mustRevoked(t, c, "a", false, "cached as not revoked, for an hour")
+	mustRevoked(t, c, "b", false, "cached as not revoked, for an hour")
+	if err := c.Revoke(context.Background(), "a", exp); !errors.Is(err, errDown) {
+		t.Fatalf("Revoke = %v, want the next Store's error", err)
+	}
+	mustRevoked(t, c, "a", true, "the failed Revoke was stored by the next Store")
+	if _, err := c.RevokeOnce(context.Background(), "b", exp); !errors.Is(err, errDown) {
+		t.Fatalf("RevokeOnce = %v, want the next Store's error", err)
+	}
+	mustRevoked(t, c, "b", true, "the failed RevokeOnce was stored by the next Store")
+}
+
 func TestInvalidAndDone(t *testing.T) {
 	g := newGated(t, "")
 	c := newCached(t, g)
