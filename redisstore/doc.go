@@ -84,7 +84,8 @@
 // in one script (SET NX, then XADD), on Cluster with a second round trip
 // paid by the winner. If Revoke returns an error the announcement may be
 // missing even though the key was written: retry the Revoke (it is
-// idempotent), or watchers learn of it only when they next read the key.
+// idempotent), or watchers learn of it only when they next read the key,
+// and a cached replica (which reads no key) not before its next full load.
 // A service in another language that revokes by writing keys itself should
 // send the XADD too.
 //
@@ -93,9 +94,10 @@
 // and cannot tell what it missed. A stream keeps the last entries (at least
 // WithStreamMaxLen, 100,000 by default, about 10 MB in Redis), a watcher
 // resumes after a disconnection from the last entry id it read, and it can
-// tell exactly when Redis trimmed entries it had not read yet (XINFO
-// STREAM's max-deleted-entry-id, asked in the same round trip as each
-// read): only then must it start over. WithoutEvents turns announcements
+// tell when Redis trimmed or deleted entries it had not read yet (XINFO
+// STREAM, asked in the same round trip as each read: the oldest entry
+// held, max-deleted-entry-id, and entries-added, which falls when the
+// stream was deleted and made again): only then must it start over. WithoutEvents turns announcements
 // off; WithStreamMaxLen sets the history kept.
 //
 // Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK and
@@ -129,4 +131,10 @@
 // the last snapshot. With replicas, a failover can lose revocations the old
 // master had acknowledged but not yet replicated; send WAIT after Revoke, or
 // accept that window.
+//
+// Run Redis with "maxmemory-policy noeviction" (its default). Every
+// revocation is a key with an expiry, so the volatile-* policies evict
+// revocations first when memory runs out, and the allkeys-* ones may evict
+// them or the stream: a logged-out token then works again, silently. With
+// noeviction a full Redis refuses the write, and Revoke returns an error.
 package redisstore

@@ -121,6 +121,27 @@ func (id streamID) less(o streamID) bool {
 	return id.ms < o.ms || id.ms == o.ms && id.seq < o.seq
 }
 
+// prev returns the greatest id below id (id must not be 0-0).
+func (id streamID) prev() streamID {
+	if id.seq == 0 {
+		return streamID{ms: id.ms - 1, seq: math.MaxUint64}
+	}
+	return streamID{ms: id.ms, seq: id.seq - 1}
+}
+
+// firstEntry returns the id of the oldest entry the stream holds, and
+// false when it holds none.
+func firstEntry(info *redis.XInfoStream) (streamID, bool) {
+	if info.Length == 0 {
+		return streamID{}, false
+	}
+	first, err := parseStreamID(info.RecordedFirstEntryID)
+	if err != nil || first == (streamID{}) {
+		return streamID{}, false
+	}
+	return first, true
+}
+
 // Watch implements blocklist.WatchStore by reading the stream every
 // Revoke announces on (see the package documentation, "Announcements"). It
 // holds one connection of the client's pool (on Cluster, of the master
@@ -153,6 +174,7 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	}
 	var (
 		pos     streamID // the last entry delivered, or where to start after
+		added   int64    // the stream's entries-added when last asked
 		synced  bool     // pos is meaningful
 		lost    bool     // Lost reported, and neither Resumed nor Synced since
 		block   bool     // caught up: the next read may wait for news
@@ -164,14 +186,14 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 		}
 		var err error
 		if !synced {
-			if pos, err = s.startPosition(ctx); err == nil {
+			if pos, added, err = s.startPosition(ctx); err == nil {
 				synced, lost, block = true, false, false
 				fn(blocklist.Event{Kind: blocklist.Synced})
 			}
 		} else {
 			var n int
 			var gap bool
-			if n, gap, err = s.read(ctx, &pos, block, fn); err == nil {
+			if n, gap, err = s.read(ctx, &pos, &added, block, fn); err == nil {
 				switch {
 				case gap:
 					synced = false
@@ -206,34 +228,51 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 }
 
 // startPosition returns where a watch starts reading: replayMargin before
-// the stream's last entry, or its beginning when there is none.
-func (s *Store) startPosition(ctx context.Context) (streamID, error) {
+// the stream's last entry, or its beginning when there is none; and the
+// stream's entries-added count.
+func (s *Store) startPosition(ctx context.Context) (streamID, int64, error) {
 	rctx, cancel := context.WithTimeout(ctx, watchBlock+2*time.Second)
 	defer cancel()
 	info, err := s.client.XInfoStream(rctx, s.stream).Result()
 	if isNoSuchKey(err) {
-		return streamID{}, nil
+		return streamID{}, 0, nil
 	}
 	if err != nil {
-		return streamID{}, err
+		return streamID{}, 0, err
 	}
 	last, err := parseStreamID(info.LastGeneratedID)
 	if err != nil {
-		return streamID{}, err
+		return streamID{}, 0, err
 	}
-	margin := uint64(replayMargin / time.Millisecond)
-	if last.ms <= margin {
-		return streamID{}, nil
+	var pos streamID
+	if margin := uint64(replayMargin / time.Millisecond); last.ms > margin {
+		// Just before the first possible entry of the margin's first ms.
+		pos = streamID{ms: last.ms - margin - 1, seq: math.MaxUint64}
 	}
-	// Just before the first possible entry of the margin's first ms.
-	return streamID{ms: last.ms - margin - 1, seq: math.MaxUint64}, nil
+	// Never before the oldest entry held: read would take the entries
+	// trimmed before it for a gap.
+	switch first, ok := firstEntry(info); {
+	case !ok:
+		pos = last // an empty stream: nothing to replay
+	case pos.less(first.prev()):
+		pos = first.prev()
+	}
+	return pos, info.EntriesAdded, nil
 }
 
 // read delivers the entries after *pos, at most watchBatch, waiting up to
 // watchBlock for one when block is set, and moves *pos to the last one. In
 // the same round trip it asks the stream whether Redis deleted an entry
-// after *pos (trimmed before this watch read it): that is a gap.
-func (s *Store) read(ctx context.Context, pos *streamID, block bool, fn func(blocklist.Event)) (n int, gap bool, err error) {
+// after *pos before this watch read it: that is a gap. Trimming (MAXLEN)
+// removes the oldest entries without recording them in
+// max-deleted-entry-id (Redis 7.0), so a gap is also an oldest entry held
+// that is not the one right after *pos, and a stream emptied after *pos.
+// So is a
+// stream that counts fewer entries ever added than *added, the count it had
+// at the last read: it was deleted and made again, and its ids, taken from
+// the clock, may follow *pos although the old stream's entries after *pos
+// were never read.
+func (s *Store) read(ctx context.Context, pos *streamID, added *int64, block bool, fn func(blocklist.Event)) (n int, gap bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, watchBlock+2*time.Second)
 	defer cancel()
 	args := &redis.XReadArgs{Streams: []string{s.stream, pos.String()}, Count: watchBatch, Block: -1}
@@ -278,6 +317,19 @@ func (s *Store) read(ctx context.Context, pos *streamID, block bool, fn func(blo
 		return n, from != (streamID{}), nil
 	case err != nil:
 		return n, false, err
+	}
+	if info.EntriesAdded < *added {
+		return n, true, nil // a new stream, with fewer entries than the one we read
+	}
+	*added = info.EntriesAdded
+	if first, ok := firstEntry(info); from == (streamID{}) {
+		// Read from the stream's beginning: nothing before it to miss.
+	} else if ok {
+		if from.less(first.prev()) {
+			return n, true, nil // entries after from were trimmed
+		}
+	} else if last, err := parseStreamID(info.LastGeneratedID); err == nil && from.less(last) {
+		return n, true, nil // emptied after from
 	}
 	if info.MaxDeletedEntryID != "" {
 		deleted, err := parseStreamID(info.MaxDeletedEntryID)

@@ -162,3 +162,88 @@ func TestWatchDeliversCluster(t *testing.T) {
 	c := testserver.RedisCluster(t, 3)
 	testWatchDelivers(t, newClusterClient(t, c.Addrs()), newClusterClient(t, c.Addrs()))
 }
+
+// stall makes the watch's subscriber wait, from its next event on, until
+// the returned function is called: the watch stops reading meanwhile.
+func (e *events) stall() (resume func()) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.block = ch
+	e.mu.Unlock()
+	return func() {
+		e.mu.Lock()
+		e.block = nil
+		e.mu.Unlock()
+		close(ch)
+	}
+}
+
+// testWatchGap: while the subscriber is stalled on the announcement of
+// "stalled", lose writes to the stream behind the watch's back; once it
+// reads again, it must either deliver "missed" or report Synced (a gap it
+// cannot replay), never carry on as if nothing was lost.
+func testWatchGap(t *testing.T, lose func(t *testing.T, c *redis.Client, w *redisstore.Store, exp time.Time), opts ...redisstore.Option) {
+	client := newClient(t, sharedServer(t).Addr())
+	opts = append([]redisstore.Option{redisstore.WithPrefix(uniquePrefix(t))}, opts...)
+	w := redisstore.New(client, opts...)
+	e := watch(t, w)
+	e.wait(t, 5*time.Second, "Synced", func() bool { return e.count(blocklist.Synced) == 1 })
+	exp := time.Now().Add(time.Hour)
+	for i := range 3 {
+		if err := w.Revoke(t.Context(), fmt.Sprintf("before-%d", i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.wait(t, 2*time.Second, "before-2", func() bool { _, ok := e.revoked["before-2"]; return ok })
+
+	resume := e.stall()
+	if err := w.Revoke(t.Context(), "stalled", exp); err != nil {
+		t.Fatal(err)
+	}
+	lose(t, client, w, exp)
+	resume()
+	e.wait(t, 5*time.Second, `"after", then "missed" or Synced`, func() bool {
+		_, after := e.revoked["after"]
+		_, missed := e.revoked["missed"]
+		return after && (missed || e.count(blocklist.Synced) >= 2)
+	})
+}
+
+func TestWatchGap(t *testing.T) {
+	t.Parallel()
+	t.Run("trimmed", func(t *testing.T) {
+		t.Parallel()
+		// MAXLEN ~ trims whole nodes of 100 entries: 500 revocations trim
+		// "missed", announced right after "stalled".
+		testWatchGap(t, func(t *testing.T, _ *redis.Client, w *redisstore.Store, exp time.Time) {
+			for i := range 500 {
+				jti := fmt.Sprintf("trim-%d", i)
+				if i == 0 {
+					jti = "missed"
+				}
+				if err := w.Revoke(t.Context(), jti, exp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Revoke(t.Context(), "after", exp); err != nil {
+				t.Fatal(err)
+			}
+		}, redisstore.WithStreamMaxLen(10))
+	})
+	t.Run("recreated", func(t *testing.T) {
+		t.Parallel()
+		// The stream is deleted (by hand, or evicted) and made again by
+		// the next Revoke: its ids follow the watch's position.
+		testWatchGap(t, func(t *testing.T, c *redis.Client, w *redisstore.Store, exp time.Time) {
+			if err := w.Revoke(t.Context(), "missed", exp); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Del(t.Context(), w.Stream()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Revoke(t.Context(), "after", exp); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
