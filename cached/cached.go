@@ -136,6 +136,8 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 		negativeTTL:   DefaultNegativeTTL,
 		positiveTTL:   DefaultPositiveTTL,
 		lookupTimeout: DefaultLookupTimeout,
+
+		watchNegativeTTL: DefaultWatchNegativeTTL,
 	}
 	for _, opt := range opts {
 		if opt != nil {

@@ -51,6 +51,24 @@ func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
 	return c
 }
 
+// With every option at its default, a live watch keeps "not revoked"
+// answers: the second check of an id is a hit, not a round trip.
+func TestWatchDefaultsCacheNegatives(t *testing.T) {
+	t.Parallel()
+	client := newRedisClient(t, sharedRedis(t).Addr())
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))))
+	waitLive(t, c)
+	ctx := context.Background()
+	for range 3 {
+		if revoked, err := c.IsRevoked(ctx, "never-revoked"); err != nil || revoked {
+			t.Fatalf("IsRevoked = %v, %v; want false, nil", revoked, err)
+		}
+	}
+	if st := c.Stats(); st.BackendCalls != 1 || st.Hits != 2 {
+		t.Errorf("three checks of one id with the watch live: %d backend calls and %d hits, want 1 and 2", st.BackendCalls, st.Hits)
+	}
+}
+
 // testPropagation: a revocation on A reaches B within 100 ms, although B
 // keeps "not revoked" answers for an hour.
 func testPropagation(t *testing.T, newClient func() redis.UniversalClient) {
