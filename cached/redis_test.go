@@ -2,10 +2,8 @@ package cached_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,38 +17,18 @@ import (
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
-// shared is the one redis-server the tests and benchmarks of this package
-// share; each store keeps to its own key prefix. Tests that kill a server
-// start their own.
-var shared struct {
-	once sync.Once
-	srv  *testserver.Server
-	err  error
-}
+// redisServer is the one standalone redis-server the package's tests and
+// benchmarks share; each user keeps to its own key prefix. Tests that kill
+// a server start their own.
+var redisServer = testserver.SharedRedis()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Close()
-	}
+	redisServer.Close()
 	os.Exit(code)
 }
 
-func sharedRedis(t testing.TB) *testserver.Server {
-	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		shared.srv, shared.err = testserver.StartRedis(ctx)
-	})
-	if shared.err != nil {
-		if errors.Is(shared.err, testserver.ErrNotInstalled) && os.Getenv("CI") != "true" {
-			t.Skipf("%v (with CI=true this is a failure)", shared.err)
-		}
-		t.Fatalf("starting the shared redis-server: %v", shared.err)
-	}
-	return shared.srv
-}
+func sharedRedis(t testing.TB) *testserver.Server { return redisServer.Get(t) }
 
 var prefixes atomic.Int64
 
@@ -119,7 +97,16 @@ func TestRedisStaleness(t *testing.T) {
 // The server dies and comes back: while it is down every check of an id
 // not known to be revoked fails (never a silent false); once it is back the
 // answers are right at once, with nothing stale left from the outage.
+//
+// Without a watch, the cached "not revoked" for an id seen before the
+// outage lasts NegativeTTL; with the watch (the default over redisstore) it
+// is distrusted as soon as the watch reports the connection lost.
 func TestRedisOutage(t *testing.T) {
+	t.Run("without-watch", func(t *testing.T) { testRedisOutage(t, false) })
+	t.Run("watch", func(t *testing.T) { testRedisOutage(t, true) })
+}
+
+func testRedisOutage(t *testing.T, watch bool) {
 	t.Parallel()
 	const ttl = 100 * time.Millisecond
 	srv := testserver.Redis(t)
@@ -127,7 +114,14 @@ func TestRedisOutage(t *testing.T) {
 	// No retries: go-redis would spend seconds redialling a dead server.
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
-	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), cached.WithNegativeTTL(ttl))
+	opts := []cached.Option{cached.WithNegativeTTL(ttl)}
+	if !watch {
+		opts = append(opts, cached.WithoutWatch())
+	}
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), opts...)
+	if watch {
+		waitLive(t, c)
+	}
 	exp := time.Now().Add(time.Hour)
 
 	mustRevoke(t, c, "revoked", exp)
@@ -136,7 +130,11 @@ func TestRedisOutage(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl) // the cached "not revoked" for "seen" expires
+	if watch {
+		waitFor(t, 10*time.Second, "the watch to report the server lost", func() bool { return c.Stats().Watch == cached.WatchLost })
+	} else {
+		time.Sleep(ttl) // the cached "not revoked" for "seen" expires
+	}
 	for _, jti := range []string{"seen", "unseen"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		ok, err := c.IsRevoked(ctx, jti)

@@ -19,37 +19,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// shared is the one standalone redis-server the package's tests and
-// benchmarks share; each user keeps to its own key prefix.
-var shared struct {
-	once sync.Once
-	srv  *testserver.Server
-	err  error
-}
+// redisServer is the one standalone redis-server the package's tests and
+// benchmarks share; each user keeps to its own key prefix. Tests that kill
+// a server start their own.
+var redisServer = testserver.SharedRedis()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Close()
-	}
+	redisServer.Close()
 	os.Exit(code)
 }
 
-func sharedServer(t testing.TB) *testserver.Server {
-	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		shared.srv, shared.err = testserver.StartRedis(ctx)
-	})
-	if shared.err != nil {
-		if errors.Is(shared.err, testserver.ErrNotInstalled) && os.Getenv("CI") != "true" {
-			t.Skipf("%v (with CI=true this is a failure)", shared.err)
-		}
-		t.Fatalf("starting the shared redis-server: %v", shared.err)
-	}
-	return shared.srv
-}
+func sharedServer(t testing.TB) *testserver.Server { return redisServer.Get(t) }
 
 // prefixes makes every store's key prefix unique on a shared server.
 var prefixes atomic.Int64
