@@ -13,18 +13,7 @@ import (
 // fails the test.
 func Redis(t testing.TB, args ...string) *Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
-	defer cancel()
-	s, err := StartRedis(ctx, args...)
-	if err != nil {
-		skipOrFatal(t, err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("%v", err)
-		}
-	})
-	return s
+	return startForTest(t, StartRedis, args)
 }
 
 // Memcached starts a memcached for the test, as StartMemcached does, and
@@ -32,9 +21,15 @@ func Redis(t testing.TB, args ...string) *Server {
 // skipped, or fails if the environment has CI=true.
 func Memcached(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return startForTest(t, StartMemcached, args)
+}
+
+// startForTest starts a server with start and closes it when the test ends.
+func startForTest(t testing.TB, start func(context.Context, ...string) (*Server, error), args []string) *Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
-	s, err := StartMemcached(ctx, args...)
+	s, err := start(ctx, args...)
 	if err != nil {
 		skipOrFatal(t, err)
 	}
