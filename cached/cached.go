@@ -36,10 +36,11 @@ type Store struct {
 	// step. One lock, not shards: see BenchmarkIsRevokedHit.
 	mu  sync.Mutex
 	lru *simplelru.LRU[string, entry]
-	// revokes counts the revocations Revoke and RevokeOnce recorded. A
-	// lookup that saw a different count when it started may have read the
-	// next Store before such a revocation reached it, so its "not revoked"
-	// answer is not cached.
+	// revokes counts the revocations Revoke, RevokeOnce and the watch
+	// recorded. A lookup that saw a different count when it started may have
+	// read the next Store before such a revocation reached it, so its "not
+	// revoked" answer is not cached: the revoked entry could have been
+	// evicted meanwhile, and the answer must not take its place.
 	revokes   uint64
 	hits      atomic.Uint64 // updated under mu; atomic so Stats takes no lock
 	evictions atomic.Uint64

@@ -117,6 +117,7 @@ func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 		if until := unixNano(ev.Exp); until > now {
 			s.mu.Lock()
 			s.putLocked(ev.JTI, entry{until: until, revoked: true}, now)
+			s.revokes++ // lookups in flight may predate it (see Store.revokes)
 			s.mu.Unlock()
 		}
 	case blocklist.Synced:

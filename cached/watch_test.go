@@ -379,3 +379,61 @@ func TestReplicaNeedsWatchAndScan(t *testing.T) {
 		t.Errorf("WithoutWatch: Stats.Watch = %s", st.Watch)
 	}
 }
+
+// slowUntil is a redisstore whose first RevokedUntil of one id reads
+// Redis, then waits for a gate before answering: a lookup that read the
+// backend just before a revocation arrived.
+type slowUntil struct {
+	*redisstore.Store
+	id      string
+	once    sync.Once
+	reading chan struct{} // closed once the slow read has read Redis
+	gate    chan struct{} // the slow read answers once this is closed
+}
+
+func (s *slowUntil) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	until, err := s.Store.RevokedUntil(ctx, jti)
+	if jti == s.id {
+		s.once.Do(func() {
+			close(s.reading)
+			<-s.gate
+		})
+	}
+	return until, err
+}
+
+// A revocation delivered by the watch while a lookup of the same id is in
+// flight, and evicted before that lookup ends, must not be replaced by the
+// lookup's stale "not revoked".
+func TestWatchedRevocationEvictedDuringLookup(t *testing.T) {
+	t.Parallel()
+	addr, prefix := sharedRedis(t).Addr(), uniquePrefix(t)
+	a := redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix))
+	slow := &slowUntil{
+		Store:   redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix)),
+		id:      "x",
+		reading: make(chan struct{}),
+		gate:    make(chan struct{}),
+	}
+	c := newCached(t, slow, cached.WithSize(1), cached.WithWatchNegativeTTL(time.Hour))
+	waitLive(t, c)
+	ctx := context.Background()
+
+	done := make(chan error, 1)
+	go func() { _, err := c.IsRevoked(ctx, "x"); done <- err }()
+	<-slow.reading // the lookup has read "not revoked" from Redis
+	if err := a.Revoke(ctx, "x", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the watch to deliver the revocation", func() bool { return c.Stats().WatchEvents >= 1 })
+	if _, err := c.IsRevoked(ctx, "y"); err != nil { // evicts x: the cache holds one entry
+		t.Fatal(err)
+	}
+	close(slow.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := c.IsRevoked(ctx, "x"); err != nil || !revoked {
+		t.Fatalf("IsRevoked(x) after its revocation = %v, %v; want true, nil", revoked, err)
+	}
+}
