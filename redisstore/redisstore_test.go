@@ -25,10 +25,18 @@ import (
 var redisServer = testserver.SharedRedis()
 
 func TestMain(m *testing.M) {
+	// The fault tests kill servers on purpose; go-redis would log every
+	// failed redial of theirs, burying real failures in the output.
+	redis.SetLogger(quietLogger{})
 	code := m.Run()
 	redisServer.Close()
 	os.Exit(code)
 }
+
+// quietLogger drops go-redis's internal log lines.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func sharedServer(t testing.TB) *testserver.Server { return redisServer.Get(t) }
 
