@@ -55,6 +55,7 @@ func (k EventKind) String() string {
 
 // Event is one report of a watch. JTI and Exp are set for Revoked only.
 type Event struct {
+	// Kind says what happened.
 	Kind EventKind
 	// JTI is the revoked token id.
 	JTI string
