@@ -9,7 +9,7 @@
 // # Cost
 //
 // A lookup (IsRevoked, RevokedUntil) is one read-only bbolt transaction and
-// one B+tree descent on a memory-mapped file: a few microseconds, no disk
+// one B+tree descent on a memory-mapped file: about a microsecond, no disk
 // access once the pages are cached, no allocation beyond bbolt's own.
 //
 // A revocation is written with bbolt's DB.Batch and returns only after its

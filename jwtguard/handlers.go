@@ -48,7 +48,9 @@ func (g *Guard) revoke(ctx context.Context, t *Token) error {
 }
 
 // Logout revokes the token of r until its exp plus the leeway and clears
-// the token cookie on w. It is the building block of LogoutHandler, for
+// the token cookie on w; under sessions, a token with a sid takes its whole
+// session with it (refresh token included), as RevokeSession does. It is
+// the building block of LogoutHandler, for
 // handlers that answer in their own way (a redirect, a JSON body).
 //
 // The token is the one the middleware put in r's context; without the
