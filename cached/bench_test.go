@@ -16,6 +16,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/benchmark"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
@@ -146,7 +147,7 @@ func BenchmarkIsRevokedHit(b *testing.B) {
 // client, serial and parallel, and reports the backend calls each makes
 // per 1,000 checks.
 func BenchmarkRedisMix(b *testing.B) {
-	client := newRedisClient(b, sharedRedis(b).Addr())
+	client := redistest.Client(b, redisServer.Get(b).Addr())
 	ctx := context.Background()
 	hot := hotIDs()
 	var fresh atomic.Int64
@@ -163,7 +164,7 @@ func BenchmarkRedisMix(b *testing.B) {
 		for _, name := range []string{"cached", "redisstore"} {
 			b.Run(mode+"/"+name, func(b *testing.B) {
 				b.ReportAllocs()
-				var s blocklist.Store = redisstore.New(client, redisstore.WithPrefix(uniquePrefix(b)))
+				var s blocklist.Store = redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(b)))
 				c, _ := cached.New(s)
 				b.Cleanup(func() { c.Close() })
 				if name == "cached" {
@@ -205,9 +206,9 @@ func BenchmarkStore(b *testing.B) {
 		})
 	})
 	b.Run("next=redisstore", func(b *testing.B) {
-		client := newRedisClient(b, sharedRedis(b).Addr())
+		client := redistest.Client(b, redisServer.Get(b).Addr())
 		benchmark.Run(b, func(b *testing.B) blocklist.Store {
-			return newCached(b, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(b))))
+			return newCached(b, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(b))))
 		})
 	})
 }
@@ -220,8 +221,8 @@ func BenchmarkStore(b *testing.B) {
 func BenchmarkPropagation(b *testing.B) {
 	for _, mode := range []string{"cache", "replica"} {
 		b.Run(mode, func(b *testing.B) {
-			addr, prefix := sharedRedis(b).Addr(), uniquePrefix(b)
-			a, err := cached.New(redisstore.New(newRedisClient(b, addr), redisstore.WithPrefix(prefix)))
+			addr, prefix := redisServer.Get(b).Addr(), redistest.Prefix(b)
+			a, err := cached.New(redisstore.New(redistest.Client(b, addr), redisstore.WithPrefix(prefix)))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -230,7 +231,7 @@ func BenchmarkPropagation(b *testing.B) {
 			if mode == "replica" {
 				opts = append(opts, cached.WithReplica())
 			}
-			dst, err := cached.New(redisstore.New(newRedisClient(b, addr), redisstore.WithPrefix(prefix)), opts...)
+			dst, err := cached.New(redisstore.New(redistest.Client(b, addr), redisstore.WithPrefix(prefix)), opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -2,9 +2,6 @@ package cached_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
 	"github.com/jwtblocklist/blocklist/conformance"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
@@ -22,40 +20,13 @@ import (
 // a server start their own.
 var redisServer = testserver.SharedRedis()
 
-func TestMain(m *testing.M) {
-	// The fault tests kill servers on purpose; go-redis would log every
-	// failed redial of theirs, burying real failures in the output.
-	redis.SetLogger(quietLogger{})
-	code := m.Run()
-	redisServer.Close()
-	os.Exit(code)
-}
-
-// quietLogger drops go-redis's internal log lines.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-func sharedRedis(t testing.TB) *testserver.Server { return redisServer.Get(t) }
-
-var prefixes atomic.Int64
-
-func uniquePrefix(t testing.TB) string {
-	return fmt.Sprintf("cached-test:%d:%s:", prefixes.Add(1), t.Name())
-}
-
-func newRedisClient(t testing.TB, addr string) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func TestMain(m *testing.M) { redistest.Main(m, redisServer) }
 
 func TestConformanceRedis(t *testing.T) {
 	t.Parallel()
-	client := newRedisClient(t, sharedRedis(t).Addr())
+	client := redistest.Client(t, redisServer.Get(t).Addr())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
-		return newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))))
+		return newCached(t, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t))))
 	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
 		// A cache that has talked to its server, whose server is then killed.
 		srv := testserver.Redis(t)
@@ -77,10 +48,10 @@ func TestRedisStaleness(t *testing.T) {
 	t.Parallel()
 	const ttl = 200 * time.Millisecond
 	const slack = 150 * time.Millisecond
-	addr, prefix := sharedRedis(t).Addr(), uniquePrefix(t)
-	here := newCached(t, redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix)),
+	addr, prefix := redisServer.Get(t).Addr(), redistest.Prefix(t)
+	here := newCached(t, redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix)),
 		cached.WithNegativeTTL(ttl))
-	other := redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix))
+	other := redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix))
 
 	mustRevoked(t, here, "a", false, "never revoked")
 	mustRevoke(t, other, "a", time.Now().Add(time.Hour))
@@ -118,7 +89,7 @@ func testRedisOutage(t *testing.T, watch bool) {
 	t.Parallel()
 	const ttl = 100 * time.Millisecond
 	srv := testserver.Redis(t)
-	prefix := uniquePrefix(t)
+	prefix := redistest.Prefix(t)
 	// No retries: go-redis would spend seconds redialling a dead server.
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
@@ -174,7 +145,7 @@ func testRedisOutage(t *testing.T, watch bool) {
 	}
 	// Another process revokes the ids whose lookups failed: the failures
 	// left no "not revoked" entry, so this one sees them at once.
-	other := redisstore.New(newRedisClient(t, srv.Addr()), redisstore.WithPrefix(prefix))
+	other := redisstore.New(redistest.Client(t, srv.Addr()), redisstore.WithPrefix(prefix))
 	for _, jti := range []string{"seen", "unseen"} {
 		mustRevoke(t, other, jti, exp)
 		mustRevoked(t, c, jti, true, "revoked by another process after the outage")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
@@ -44,19 +45,12 @@ func instance(t *testing.T, client redis.UniversalClient, prefix string, opts ..
 	return newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), opts...)
 }
 
-func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
-	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // With every option at its default, a live watch keeps "not revoked"
 // answers: the second check of an id is a hit, not a round trip.
 func TestWatchDefaultsCacheNegatives(t *testing.T) {
 	t.Parallel()
-	client := newRedisClient(t, sharedRedis(t).Addr())
-	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))))
+	client := redistest.Client(t, redisServer.Get(t).Addr())
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t))))
 	waitLive(t, c)
 	ctx := context.Background()
 	for range 3 {
@@ -72,7 +66,7 @@ func TestWatchDefaultsCacheNegatives(t *testing.T) {
 // testPropagation: a revocation on A reaches B within 100 ms, although B
 // keeps "not revoked" answers for an hour.
 func testPropagation(t *testing.T, newClient func() redis.UniversalClient) {
-	prefix := uniquePrefix(t)
+	prefix := redistest.Prefix(t)
 	a := instance(t, newClient(), prefix)
 	b := instance(t, newClient(), prefix)
 	waitLive(t, b)
@@ -103,14 +97,14 @@ func testPropagation(t *testing.T, newClient func() redis.UniversalClient) {
 
 func TestPropagationStandalone(t *testing.T) {
 	t.Parallel()
-	addr := sharedRedis(t).Addr()
-	testPropagation(t, func() redis.UniversalClient { return newRedisClient(t, addr) })
+	addr := redisServer.Get(t).Addr()
+	testPropagation(t, func() redis.UniversalClient { return redistest.Client(t, addr) })
 }
 
 func TestPropagationCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.RedisCluster(t, 3)
-	testPropagation(t, func() redis.UniversalClient { return newClusterClient(t, c.Addrs()) })
+	testPropagation(t, func() redis.UniversalClient { return redistest.ClusterClient(t, c.Addrs()) })
 }
 
 // guard checks B's answers for ids as they get revoked, in a loop, until
@@ -204,8 +198,8 @@ func (c *cutter) set(cut bool) {
 // them, at any moment, though it had cached "not revoked" for an hour.
 func testCut(t *testing.T, restart bool, opts ...cached.Option) {
 	srv := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
-	prefix := uniquePrefix(t)
-	a := instance(t, newRedisClient(t, srv.Addr()), prefix)
+	prefix := redistest.Prefix(t)
+	a := instance(t, redistest.Client(t, srv.Addr()), prefix)
 	var cut cutter
 	bClient := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: cut.dial})
 	t.Cleanup(func() { bClient.Close() })
@@ -305,7 +299,7 @@ func revokeMany(t *testing.T, s blocklist.Store, ids []string, exp time.Time) {
 // one of them, and ids never revoked, without a call to Redis; one started
 // while revocations keep coming misses none.
 func testReplica(t *testing.T, newClient func() redis.UniversalClient) {
-	prefix := uniquePrefix(t)
+	prefix := redistest.Prefix(t)
 	writer := redisstore.New(newClient(), redisstore.WithPrefix(prefix))
 	exp := time.Now().Add(time.Hour)
 	ids := make([]string, 10_000)
@@ -353,28 +347,28 @@ func testReplica(t *testing.T, newClient func() redis.UniversalClient) {
 
 func TestReplicaStandalone(t *testing.T) {
 	t.Parallel()
-	addr := sharedRedis(t).Addr()
-	testReplica(t, func() redis.UniversalClient { return newRedisClient(t, addr) })
+	addr := redisServer.Get(t).Addr()
+	testReplica(t, func() redis.UniversalClient { return redistest.Client(t, addr) })
 }
 
 func TestReplicaCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.RedisCluster(t, 3)
-	testReplica(t, func() redis.UniversalClient { return newClusterClient(t, c.Addrs()) })
+	testReplica(t, func() redis.UniversalClient { return redistest.ClusterClient(t, c.Addrs()) })
 }
 
 func TestReplicaNeedsWatchAndScan(t *testing.T) {
 	if _, err := cached.New(newMemory(t), cached.WithReplica()); err == nil {
 		t.Error("WithReplica over a memorystore (no watch): no error")
 	}
-	client := newRedisClient(t, sharedRedis(t).Addr())
+	client := redistest.Client(t, redisServer.Get(t).Addr())
 	if _, err := cached.New(redisstore.New(client), cached.WithReplica(), cached.WithoutWatch()); err == nil {
 		t.Error("WithReplica with WithoutWatch: no error")
 	}
 	if _, err := cached.New(newMemory(t), cached.WithWatchNegativeTTL(-time.Second)); err == nil {
 		t.Error("WithWatchNegativeTTL(-1s): no error")
 	}
-	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t))), cached.WithoutWatch())
+	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t))), cached.WithoutWatch())
 	if st := c.Stats(); st.Watch != cached.WatchOff {
 		t.Errorf("WithoutWatch: Stats.Watch = %s", st.Watch)
 	}
@@ -407,10 +401,10 @@ func (s *slowUntil) RevokedUntil(ctx context.Context, jti string) (time.Time, er
 // lookup's stale "not revoked".
 func TestWatchedRevocationEvictedDuringLookup(t *testing.T) {
 	t.Parallel()
-	addr, prefix := sharedRedis(t).Addr(), uniquePrefix(t)
-	a := redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix))
+	addr, prefix := redisServer.Get(t).Addr(), redistest.Prefix(t)
+	a := redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix))
 	slow := &slowUntil{
-		Store:   redisstore.New(newRedisClient(t, addr), redisstore.WithPrefix(prefix)),
+		Store:   redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix)),
 		id:      "x",
 		reading: make(chan struct{}),
 		gate:    make(chan struct{}),

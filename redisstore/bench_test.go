@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
@@ -19,8 +20,8 @@ import (
 // check, building the key). The raw call gets its key prebuilt, so it pays
 // nothing for prefix+jti. The interleaved modes report the ratio directly.
 func BenchmarkIsRevoked(b *testing.B) {
-	client := newClient(b, sharedServer(b).Addr())
-	prefix := uniquePrefix(b)
+	client := redistest.Client(b, redisServer.Get(b).Addr())
+	prefix := redistest.Prefix(b)
 	s := redisstore.New(client, redisstore.WithPrefix(prefix))
 	ctx := context.Background()
 	const jti = "0190a4c2-7b8e-7d3f-9a51-6c2e8f4b1d07"
@@ -115,8 +116,8 @@ func BenchmarkIsRevoked(b *testing.B) {
 // EXEC in one round trip) beside a raw SET PXAT of the same key, which is
 // what a non-monotonic store would send.
 func BenchmarkRevoke(b *testing.B) {
-	client := newClient(b, sharedServer(b).Addr())
-	prefix := uniquePrefix(b)
+	client := redistest.Client(b, redisServer.Get(b).Addr())
+	prefix := redistest.Prefix(b)
 	s := redisstore.New(client, redisstore.WithPrefix(prefix))
 	ctx := context.Background()
 	const jti = "0190a4c2-7b8e-7d3f-9a51-6c2e8f4b1d07"
@@ -143,8 +144,8 @@ func BenchmarkRevoke(b *testing.B) {
 
 // BenchmarkRevokedUntil measures RevokedUntil, one PEXPIRETIME.
 func BenchmarkRevokedUntil(b *testing.B) {
-	client := newClient(b, sharedServer(b).Addr())
-	s := redisstore.New(client, redisstore.WithPrefix(uniquePrefix(b)))
+	client := redistest.Client(b, redisServer.Get(b).Addr())
+	s := redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(b)))
 	ctx := context.Background()
 	const jti = "0190a4c2-7b8e-7d3f-9a51-6c2e8f4b1d07"
 	if err := s.Revoke(ctx, jti, time.Now().Add(time.Hour)); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/conformance"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -24,42 +24,7 @@ import (
 // a server start their own.
 var redisServer = testserver.SharedRedis()
 
-func TestMain(m *testing.M) {
-	// The fault tests kill servers on purpose; go-redis would log every
-	// failed redial of theirs, burying real failures in the output.
-	redis.SetLogger(quietLogger{})
-	code := m.Run()
-	redisServer.Close()
-	os.Exit(code)
-}
-
-// quietLogger drops go-redis's internal log lines.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-func sharedServer(t testing.TB) *testserver.Server { return redisServer.Get(t) }
-
-// prefixes makes every store's key prefix unique on a shared server.
-var prefixes atomic.Int64
-
-func uniquePrefix(t testing.TB) string {
-	return fmt.Sprintf("test:%d:%s:", prefixes.Add(1), t.Name())
-}
-
-func newClient(t testing.TB, addr string) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
-	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func TestMain(m *testing.M) { redistest.Main(m, redisServer) }
 
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t testing.TB) string {
@@ -99,10 +64,10 @@ func killedStore(t *testing.T) blocklist.Store {
 
 func TestConformanceStandalone(t *testing.T) {
 	t.Parallel()
-	client := newClient(t, sharedServer(t).Addr())
-	peer := newClient(t, sharedServer(t).Addr())
+	client := redistest.Client(t, redisServer.Get(t).Addr())
+	peer := redistest.Client(t, redisServer.Get(t).Addr())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
-		return redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t)))
+		return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
 	}, conformance.WithUnavailable(killedStore), conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
 		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
 	}))
@@ -111,10 +76,10 @@ func TestConformanceStandalone(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	cluster := testserver.RedisCluster(t, 3)
-	client := newClusterClient(t, cluster.Addrs())
-	peer := newClusterClient(t, cluster.Addrs())
+	client := redistest.ClusterClient(t, cluster.Addrs())
+	peer := redistest.ClusterClient(t, cluster.Addrs())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {
-		return redisstore.New(client, redisstore.WithPrefix(uniquePrefix(t)))
+		return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
 	}, conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
 		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
 	}), conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
@@ -158,7 +123,7 @@ func TestRing(t *testing.T) {
 		}
 	}
 	for name, addr := range shards {
-		if n, err := newClient(t, addr).DBSize(ctx).Result(); err != nil || n == 0 {
+		if n, err := redistest.Client(t, addr).DBSize(ctx).Result(); err != nil || n == 0 {
 			t.Errorf("shard %s holds %d keys, %v: the ring does not spread revocations", name, n, err)
 		}
 	}
@@ -169,7 +134,7 @@ func TestRing(t *testing.T) {
 func TestClusterSpreadsKeys(t *testing.T) {
 	t.Parallel()
 	cluster := testserver.RedisCluster(t, 3)
-	client := newClusterClient(t, cluster.Addrs())
+	client := redistest.ClusterClient(t, cluster.Addrs())
 	s := redisstore.New(client)
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour)
@@ -188,7 +153,7 @@ func TestClusterSpreadsKeys(t *testing.T) {
 		}
 	}
 	for _, node := range cluster.Nodes {
-		n, err := newClient(t, node.Addr()).DBSize(ctx).Result()
+		n, err := redistest.Client(t, node.Addr()).DBSize(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,10 +167,10 @@ func TestClusterSpreadsKeys(t *testing.T) {
 // at exp rounded up to the millisecond, readable and writable by any client.
 func TestKeyLayout(t *testing.T) {
 	t.Parallel()
-	client := newClient(t, sharedServer(t).Addr())
+	client := redistest.Client(t, redisServer.Get(t).Addr())
 	ctx := t.Context()
 	s := redisstore.New(client)
-	prefix := uniquePrefix(t)
+	prefix := redistest.Prefix(t)
 	sp := redisstore.New(client, redisstore.WithPrefix(prefix))
 
 	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
@@ -297,7 +262,7 @@ func TestNilClient(t *testing.T) {
 
 func TestErrorsNamePackage(t *testing.T) {
 	t.Parallel()
-	s := redisstore.New(newClient(t, closedAddr(t)))
+	s := redisstore.New(redistest.Client(t, closedAddr(t)))
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	_, err := s.IsRevoked(ctx, "x")
@@ -317,7 +282,7 @@ func TestErrorsNamePackage(t *testing.T) {
 func TestServerKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
-	s := redisstore.New(newClient(t, srv.Addr()))
+	s := redisstore.New(redistest.Client(t, srv.Addr()))
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour)
 	if err := s.Revoke(ctx, "revoked", exp); err != nil {
@@ -428,7 +393,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 func TestDurability(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
-	s := redisstore.New(newClient(t, srv.Addr()))
+	s := redisstore.New(redistest.Client(t, srv.Addr()))
 	ctx := t.Context()
 	const n = 300
 	now := time.Now()

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
@@ -107,7 +108,7 @@ func watch(t *testing.T, s *redisstore.Store) *events {
 }
 
 func testWatchDelivers(t *testing.T, a, b redis.UniversalClient) {
-	prefix := uniquePrefix(t)
+	prefix := redistest.Prefix(t)
 	writer := redisstore.New(a, redisstore.WithPrefix(prefix))
 	watcher := redisstore.New(b, redisstore.WithPrefix(prefix))
 	e := watch(t, watcher)
@@ -153,14 +154,14 @@ func testWatchDelivers(t *testing.T, a, b redis.UniversalClient) {
 
 func TestWatchDeliversStandalone(t *testing.T) {
 	t.Parallel()
-	srv := sharedServer(t)
-	testWatchDelivers(t, newClient(t, srv.Addr()), newClient(t, srv.Addr()))
+	srv := redisServer.Get(t)
+	testWatchDelivers(t, redistest.Client(t, srv.Addr()), redistest.Client(t, srv.Addr()))
 }
 
 func TestWatchDeliversCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.RedisCluster(t, 3)
-	testWatchDelivers(t, newClusterClient(t, c.Addrs()), newClusterClient(t, c.Addrs()))
+	testWatchDelivers(t, redistest.ClusterClient(t, c.Addrs()), redistest.ClusterClient(t, c.Addrs()))
 }
 
 // stall makes the watch's subscriber wait, from its next event on, until
@@ -183,8 +184,8 @@ func (e *events) stall() (resume func()) {
 // reads again, it must either deliver "missed" or report Synced (a gap it
 // cannot replay), never carry on as if nothing was lost.
 func testWatchGap(t *testing.T, lose func(t *testing.T, c *redis.Client, w *redisstore.Store, exp time.Time), opts ...redisstore.Option) {
-	client := newClient(t, sharedServer(t).Addr())
-	opts = append([]redisstore.Option{redisstore.WithPrefix(uniquePrefix(t))}, opts...)
+	client := redistest.Client(t, redisServer.Get(t).Addr())
+	opts = append([]redisstore.Option{redisstore.WithPrefix(redistest.Prefix(t))}, opts...)
 	w := redisstore.New(client, opts...)
 	e := watch(t, w)
 	e.wait(t, 5*time.Second, "Synced", func() bool { return e.count(blocklist.Synced) == 1 })

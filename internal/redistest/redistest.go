@@ -1,0 +1,57 @@
+// Package redistest holds what the tests of the packages built on Redis
+// share: a TestMain for a binary with one shared redis-server, clients that
+// close when their test ends, and key prefixes unique within the binary, so
+// tests sharing a server never see each other's keys.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+)
+
+// Main runs the tests of m, then closes shared (stopping its server, if a
+// test started it) and exits with the tests' status. It silences go-redis's
+// own log: the fault tests kill servers on purpose, and a line per failed
+// redial would bury real failures in the output.
+func Main(m *testing.M, shared *testserver.Shared) {
+	redis.SetLogger(quietLogger{})
+	code := m.Run()
+	shared.Close()
+	os.Exit(code)
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// Client returns a client of the server at addr whose reads and writes
+// follow the context's deadline; it is closed when the test ends.
+func Client(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ClusterClient is Client for a Redis Cluster reached through addrs.
+func ClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var prefixes atomic.Int64
+
+// Prefix returns a key prefix no other call in this test binary returns,
+// naming the test for whoever reads the keys.
+func Prefix(t testing.TB) string {
+	return fmt.Sprintf("test:%d:%s:", prefixes.Add(1), t.Name())
+}
