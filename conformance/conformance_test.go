@@ -51,6 +51,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"read-modify-write":     "ConcurrentMonotonic",
 		"ignores-context":       "DoneContext",
 		"swallows-errors":       "Unavailable",
+		"once-swallows-errors":  "Unavailable",
 		"reports-until-early":   "OddIDs",
 		"forgets-when-closed":   "Closed",
 	}
@@ -102,7 +103,7 @@ func TestBrokenStore(t *testing.T) {
 		}
 		return &broken{Store: s, flaw: flaw}
 	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
-		return down{silent: flaw == "swallows-errors"}
+		return down{silent: flaw == "swallows-errors", silentOnce: flaw == "once-swallows-errors"}
 	}))
 }
 
@@ -216,7 +217,7 @@ func (b *broken) overwrite(ctx context.Context, jti string, exp time.Time) error
 
 // down is a store whose server is gone: every call fails, or, when silent,
 // answers "not revoked" as a store that swallows its errors would.
-type down struct{ silent bool }
+type down struct{ silent, silentOnce bool }
 
 func (d down) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if d.silent {
@@ -227,6 +228,15 @@ func (d down) Revoke(ctx context.Context, jti string, exp time.Time) error {
 
 func (d down) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if d.silent {
+		return false, nil
+	}
+	return false, errDown
+}
+
+// RevokeOnce fails like the other methods, or, with silentOnce alone,
+// answers "someone else revoked it first" without having asked anyone.
+func (d down) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	if d.silent || d.silentOnce {
 		return false, nil
 	}
 	return false, errDown
