@@ -33,6 +33,18 @@
 // a revoked token gets 401 with `Bearer error="invalid_token",
 // error_description="token revoked"`.
 //
+// # Cross-site requests
+//
+// A browser sends the token cookie with requests that another site's page
+// makes it send. When the token comes from the cookie and the method is not
+// safe (not GET, HEAD or OPTIONS), the middleware and [Guard.LogoutHandler]
+// first ask an http.CrossOriginProtection (Sec-Fetch-Site, or Origin
+// against Host) and answer 403 to a cross-origin request; [Guard.Logout]
+// and [Guard.TokenFromRequest] return an error wrapping [ErrCrossOrigin].
+// Bearer-header requests are not checked. [WithCrossOriginProtection]
+// trusts other origins. Handlers that set the cookie without a token (a
+// login) are yours to protect, with the same http.CrossOriginProtection.
+//
 // # When the Store fails
 //
 // A Store that cannot answer fails the request closed: the error goes to the

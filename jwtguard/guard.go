@@ -66,6 +66,7 @@ type Guard struct {
 	errorHandler ErrorHandler
 	failOpen     bool
 	onError      func(r *http.Request, err error)
+	crossOrigin  *http.CrossOriginProtection
 
 	sess *sessions // nil unless WithSessions; see session.go
 
@@ -126,6 +127,9 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 	if cfg.errorHandler == nil {
 		cfg.errorHandler = serviceUnavailable
 	}
+	if cfg.crossOrigin == nil {
+		cfg.crossOrigin = http.NewCrossOriginProtection()
+	}
 
 	realm := ""
 	if cfg.realm != "" {
@@ -153,6 +157,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		errorHandler:     cfg.errorHandler,
 		failOpen:         cfg.failOpen,
 		onError:          cfg.onError,
+		crossOrigin:      cfg.crossOrigin,
 		sess:             sess,
 		challengeMissing: join(realm),
 		challengeInvalid: join(realm, `error="invalid_token"`),
@@ -167,10 +172,12 @@ func serviceUnavailable(w http.ResponseWriter, _ *http.Request, _ error) {
 // Middleware returns a handler that serves a request with next only when it
 // carries a valid token that is not revoked, as the package doc describes.
 // next receives a copy of the request whose context holds the token; the
-// request passed in is never modified.
+// request passed in is never modified. A request whose token comes from the
+// cookie and whose method is not safe must pass the cross-origin check (see
+// WithCrossOriginProtection), or gets 403.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, err := g.extract(r)
+	return g.crossOriginChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _, err := g.extract(r)
 		if err != nil {
 			g.refuse(w, err)
 			return
@@ -188,7 +195,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), t)))
-	})
+	}))
 }
 
 // Verify does what the middleware does with a token, for flows that are not
@@ -301,26 +308,27 @@ func lowS(sig []byte, m *jwt.SigningMethodECDSA) []byte {
 	return out
 }
 
-// extract returns the token of r: the bearer header's, or else the
-// cookie's. A bearer header that holds no token is an invalid token, not a
-// missing one; an Authorization header of another scheme is ignored.
-func (g *Guard) extract(r *http.Request) (string, error) {
+// extract returns the token of r, the bearer header's or else the
+// cookie's, and whether it is the cookie's. A bearer header that holds no
+// token is an invalid token, not a missing one; an Authorization header of
+// another scheme is ignored.
+func (g *Guard) extract(r *http.Request) (raw string, fromCookie bool, err error) {
 	switch auth := r.Header.Values("Authorization"); len(auth) {
 	case 0:
 	case 1:
 		if raw, ok := bearer(auth[0]); ok {
 			if raw == "" {
-				return "", fmt.Errorf("%w: empty bearer token", ErrInvalidToken)
+				return "", false, fmt.Errorf("%w: empty bearer token", ErrInvalidToken)
 			}
-			return raw, nil
+			return raw, false, nil
 		}
 	default:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrInvalidToken, len(auth))
+		return "", false, fmt.Errorf("%w: %d Authorization headers", ErrInvalidToken, len(auth))
 	}
 	if c, err := r.Cookie(g.cookie.Name); err == nil && c.Value != "" {
-		return c.Value, nil
+		return c.Value, true, nil
 	}
-	return "", ErrNoToken
+	return "", false, ErrNoToken
 }
 
 // bearer returns the token of an Authorization header value of the Bearer

@@ -56,13 +56,15 @@ func (g *Guard) revoke(ctx context.Context, t *Token) error {
 // The token is the one the middleware put in r's context; without the
 // middleware, Logout takes it from r and verifies it as the middleware
 // would, and returns an error wrapping ErrNoToken, ErrInvalidToken or
-// ErrRevoked when there is no valid token. When the Store fails, the error
+// ErrRevoked when there is no valid token, and ErrCrossOrigin when the
+// token comes from the cookie in an unsafe cross-origin request (see
+// WithCrossOriginProtection). When the Store fails, the error
 // wraps its failure and the cookie is left alone, so the client can retry.
 // Logout writes only a Set-Cookie header; the caller writes the response.
 func (g *Guard) Logout(w http.ResponseWriter, r *http.Request) error {
 	t, ok := TokenFromContext(r.Context())
 	if !ok {
-		raw, err := g.extract(r)
+		raw, err := g.TokenFromRequest(r)
 		if err != nil {
 			return err
 		}
@@ -80,22 +82,26 @@ func (g *Guard) Logout(w http.ResponseWriter, r *http.Request) error {
 // LogoutHandler returns a handler that logs the request's token out with
 // Logout and answers 204 No Content. A request without a valid token gets
 // the middleware's 401; a Store failure goes to the ErrorHandler (503 by
-// default), whether or not the Guard fails open. Mount it on POST, behind
-// the middleware or not: a GET would let another site log users out with a
-// link.
+// default), whether or not the Guard fails open. A request whose token
+// comes from the cookie must pass the cross-origin check, as in the
+// middleware, or gets 403. Mount it on POST, behind the middleware or not:
+// a GET would let another site log users out with a link.
 func (g *Guard) LogoutHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return g.crossOriginChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := g.Logout(w, r)
 		switch {
 		case err == nil:
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, ErrCrossOrigin):
+			// Only when the trusted origins changed since the check above.
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		case errors.Is(err, ErrNoToken), errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
 			g.refuse(w, err)
 		default:
 			g.errorHandler(w, r, err)
 		}
-	})
+	}))
 }
 
 // RevocationHandler returns an OAuth 2.0 token revocation endpoint (RFC

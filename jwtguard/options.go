@@ -33,6 +33,7 @@ type config struct {
 	errorHandler ErrorHandler
 	failOpen     bool
 	onError      func(r *http.Request, err error)
+	crossOrigin  *http.CrossOriginProtection // WithCrossOriginProtection; see crossorigin.go
 	now          func() time.Time
 	sessions     *Sessions // WithSessions; see session.go
 	errs         []error

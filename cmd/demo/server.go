@@ -58,7 +58,12 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 		cfg.RefreshTTL = max(24*time.Hour, cfg.TTL)
 	}
 	s := &server{serverConfig: cfg}
+	// One cross-origin protection for every POST: the Guard applies it to
+	// requests that carry the token cookie (/logout, /logout-all, /revoke),
+	// and it guards /login and /refresh, which set the cookie, directly.
+	crossOrigin := http.NewCrossOriginProtection()
 	opts := []jwtguard.Option{
+		jwtguard.WithCrossOriginProtection(crossOrigin),
 		jwtguard.WithAlgorithms("HS256"),
 		jwtguard.WithIssuer(issuer),
 		jwtguard.WithAudience(issuer),
@@ -84,11 +89,11 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	s.guard = g
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /login", s.login)
+	mux.Handle("POST /login", crossOrigin.Handler(http.HandlerFunc(s.login)))
 	mux.Handle("GET /me", g.Middleware(http.HandlerFunc(s.me)))
 	mux.Handle("POST /logout", g.Middleware(http.HandlerFunc(s.logout)))
 	mux.Handle("POST /revoke", g.Middleware(g.RevocationHandler()))
-	mux.HandleFunc("POST /refresh", s.refresh)
+	mux.Handle("POST /refresh", crossOrigin.Handler(http.HandlerFunc(s.refresh)))
 	mux.Handle("POST /logout-all", g.Middleware(http.HandlerFunc(s.logoutAll)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return s.accessLog(mux), nil
