@@ -73,9 +73,11 @@ func TestConformanceStandalone(t *testing.T) {
 	}))
 }
 
+// TestConformanceCluster runs the suite on a cluster of 3 masters and 3
+// replicas, persistent, as production clusters run.
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
-	cluster := testserver.RedisCluster(t, 3)
+	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
 	client := redistest.ClusterClient(t, cluster.Addrs())
 	peer := redistest.ClusterClient(t, cluster.Addrs())
 	conformance.Run(t, func(t *testing.T) blocklist.Store {

@@ -42,14 +42,30 @@ func startForTest(t testing.TB, start func(context.Context, ...string) (*Server,
 }
 
 // RedisCluster starts a Redis Cluster for the test, as StartRedisCluster
-// does, and closes it when the test ends. When redis-server or redis-cli is
-// not installed the test is skipped, or fails if the environment has
+// does, and closes it when the test ends. When redis-server is not
+// installed the test is skipped, or fails if the environment has
 // CI=true.
 func RedisCluster(t testing.TB, masters int) *Cluster {
 	t.Helper()
+	return clusterForTest(t, func(ctx context.Context) (*Cluster, error) { return StartRedisCluster(ctx, masters) })
+}
+
+// RedisClusterWithReplicas starts a Redis Cluster with replicas for the
+// test, as StartRedisClusterWithReplicas does, and closes it when the test
+// ends. When redis-server is not installed the test is skipped, or fails if
+// the environment has CI=true.
+func RedisClusterWithReplicas(t testing.TB, masters, replicasPerMaster int) *Cluster {
+	t.Helper()
+	return clusterForTest(t, func(ctx context.Context) (*Cluster, error) {
+		return StartRedisClusterWithReplicas(ctx, masters, replicasPerMaster)
+	})
+}
+
+func clusterForTest(t testing.TB, start func(context.Context) (*Cluster, error)) *Cluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), clusterTimeout)
 	defer cancel()
-	c, err := StartRedisCluster(ctx, masters)
+	c, err := start(ctx)
 	if err != nil {
 		skipOrFatal(t, err)
 	}

@@ -11,16 +11,19 @@
 // package started, never by name; on Linux they also die with the test
 // binary (parent-death signal).
 //
-// Use the testing wrappers [Redis], [Memcached] and [RedisCluster] in tests:
+// Use the testing wrappers [Redis], [Memcached], [RedisCluster] and
+// [RedisClusterWithReplicas] in tests:
 // they register Close with t.Cleanup and skip the test when the binary is
 // missing, except when the environment has CI=true, where a missing binary
 // is a failure. Benchmarks and programs use the Start functions and Close
 // the result themselves.
 //
 // A redis-server or memcached starts in a few milliseconds. A cluster takes
-// two to three seconds whatever its size: a Redis Cluster master reports
-// cluster_state:ok no sooner than two seconds after it started. The package
-// imports only the standard library.
+// about three seconds whatever its size, replicas included: a Redis Cluster
+// master reports cluster_state:ok no sooner than two seconds after it
+// started. Servers can be paused (SIGSTOP), resumed and killed (SIGKILL) to
+// play hung and crashed hosts; a cluster's helpers find the master of a key
+// and its replica. The package imports only the standard library.
 package testserver
 
 import (
@@ -83,6 +86,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd     // nil while not running
 	done   chan struct{} // closed once cmd has been reaped
+	paused bool          // stopped by Pause and not resumed since
 	closed bool
 }
 
@@ -222,6 +226,57 @@ func (s *Server) Kill() error {
 	return s.killLocked()
 }
 
+// Pause stops the server with SIGSTOP, as a hung host or a long pause of
+// the process would: it keeps its connections open but answers nothing,
+// and its peers notice only through their timeouts. Resume continues it;
+// Kill, Restart and Close work on a paused server too. Pausing a server
+// that is not running fails.
+func (s *Server) Pause() error {
+	return s.signal(sigStop, "pause", true)
+}
+
+// Resume continues a server stopped by Pause with SIGCONT. Resuming a
+// server that is not paused does nothing.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	paused := s.paused
+	s.mu.Unlock()
+	if !paused {
+		return nil
+	}
+	return s.signal(sigCont, "resume", false)
+}
+
+// Paused reports whether the server is stopped by Pause.
+func (s *Server) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused && s.cmd != nil
+}
+
+func (s *Server) signal(sig os.Signal, op string, paused bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sig == nil {
+		return fmt.Errorf("testserver: %s %s %s: not supported on this system", op, s.spec.name, s.Addr())
+	}
+	if s.cmd == nil {
+		return fmt.Errorf("testserver: %s %s %s: not running", op, s.spec.name, s.Addr())
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("testserver: %s %s %s: exited", op, s.spec.name, s.Addr())
+	default:
+	}
+	// Through os.Process, which signals by pidfd where available: never a
+	// reused PID.
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("testserver: %s %s pid %d: %w", op, s.spec.name, s.cmd.Process.Pid, err)
+	}
+	s.paused = paused
+	return nil
+}
+
 // Restart starts the server again with the same arguments, port and
 // directory, and returns once it answers. A server still running is killed
 // first. It fails if the server was closed, or if another process took the
@@ -262,7 +317,7 @@ func (s *Server) killLocked() error {
 		return nil
 	}
 	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
+	s.cmd, s.done, s.paused = nil, nil, false
 	// os.Process signals through a pidfd where available, so a process that
 	// already exited and was reaped is never confused with a reused PID.
 	err := cmd.Process.Kill()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +280,166 @@ func TestRedisCluster(t *testing.T) {
 	for _, addr := range c.Addrs() {
 		assertDown(t, addr)
 	}
+}
+
+// TestRedisClusterWithReplicas checks the 3+3 cluster: roles, replication,
+// persistence, the helpers that find a key's master and its replica, and a
+// failover after the master is killed.
+func TestRedisClusterWithReplicas(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := RedisClusterWithReplicas(t, 3, 1)
+	t.Logf("cluster of 3+3 up in %v", time.Since(start))
+	if len(c.Nodes) != 6 || c.Masters != 3 {
+		t.Fatalf("got %d nodes, %d masters", len(c.Nodes), c.Masters)
+	}
+	for i, addr := range c.Addrs() {
+		role := infoField(do(t, addr, "INFO replication"), "role")
+		if want := map[bool]string{true: "master", false: "slave"}[i < 3]; role != want {
+			t.Errorf("node %d (%s) is a %s, want a %s", i, addr, role, want)
+		}
+		if got := infoField(do(t, addr, "INFO persistence"), "aof_enabled"); got != "1" {
+			t.Errorf("node %s: aof_enabled=%s", addr, got)
+		}
+		if got := infoField(do(t, addr, "CLUSTER INFO"), "cluster_known_nodes"); got != "6" {
+			t.Errorf("node %s knows %s nodes", addr, got)
+		}
+	}
+
+	ctx := t.Context()
+	for _, key := range []string{"a", "b", "{user1}x", "somekey"} {
+		if got, want := KeySlot(key), slotOf(t, c.Nodes[0].Addr(), key); got != want {
+			t.Errorf("KeySlot(%q) = %d, CLUSTER KEYSLOT says %d", key, got, want)
+		}
+	}
+	master, err := c.MasterFor(ctx, "somekey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := c.ReplicaOf(ctx, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doOnOneConn(t, master.Addr(), "SET somekey v", "WAIT 1 2000"); got[1] != "1" {
+		t.Fatal("the write was not replicated")
+	}
+	if _, err := redisDo(ctx, replica.Addr(), "GET somekey"); err == nil || !strings.Contains(err.Error(), "MOVED") {
+		t.Fatalf("GET on the replica: %v, want a MOVED to its master", err)
+	}
+
+	// A paused replica acknowledges nothing.
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if !replica.Paused() {
+		t.Fatal("Paused() = false after Pause")
+	}
+	// WAIT counts the replicas that acknowledged the last write of its
+	// own connection, so it follows the SET on the same one.
+	if got := doOnOneConn(t, master.Addr(), "SET somekey w", "WAIT 1 100"); got[1] != "0" {
+		t.Fatalf("WAIT with the replica paused = %s, want 0", got[1])
+	}
+	if err := replica.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if replica.Paused() {
+		t.Fatal("Paused() = true after Resume")
+	}
+	if got := doOnOneConn(t, master.Addr(), "SET somekey w", "WAIT 1 2000"); got[1] != "1" {
+		t.Fatalf("WAIT after Resume = %s, want 1", got[1])
+	}
+
+	// Kill the master: its replica takes over, with the data.
+	killed := time.Now()
+	if err := master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := c.MasterFor(ctx, "somekey")
+		if err == nil && m == replica {
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("no failover 20 s after the kill: master %v, %v", m, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("replica promoted %v after the kill", time.Since(killed))
+	if got := do(t, replica.Addr(), "GET somekey"); got != "w" {
+		t.Fatalf("GET on the promoted replica = %q, want %q", got, "w")
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.WaitOK(waitCtx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// doOnOneConn sends commands on one connection and returns their replies.
+func doOnOneConn(t *testing.T, addr string, commands ...string) []string {
+	t.Helper()
+	var replies []string
+	err := probe(t.Context(), addr, 0, func(c net.Conn, _ int) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(c)
+		for _, cmd := range commands {
+			if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+				return err
+			}
+			reply, err := readReply(r)
+			if err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+			replies = append(replies, reply)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("on %s: %v", addr, err)
+	}
+	return replies
+}
+
+func slotOf(t *testing.T, addr, key string) int {
+	t.Helper()
+	n, err := strconv.Atoi(do(t, addr, "CLUSTER KEYSLOT "+key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestPauseNotRunning(t *testing.T) {
+	t.Parallel()
+	s := Redis(t)
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(); err == nil {
+		t.Fatal("Pause of a killed server succeeded")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatalf("Resume of a server not paused: %v", err)
+	}
+}
+
+// TestKillPaused: a paused server can be killed and restarted.
+func TestKillPaused(t *testing.T) {
+	t.Parallel()
+	s := Redis(t)
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Paused() {
+		t.Fatal("Paused() after Kill")
+	}
+	if err := s.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	do(t, s.Addr(), "PING")
 }
 
 func TestRedisClusterTooSmall(t *testing.T) {
