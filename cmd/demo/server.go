@@ -96,6 +96,7 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	mux.Handle("POST /refresh", crossOrigin.Handler(http.HandlerFunc(s.refresh)))
 	mux.Handle("POST /logout-all", g.Middleware(http.HandlerFunc(s.logoutAll)))
 	mux.HandleFunc("GET /healthz", s.healthz)
+	routePage(mux) // GET /: the story page
 	return s.accessLog(mux), nil
 }
 
