@@ -31,7 +31,10 @@
 // "WWW-Authenticate: Bearer"; a token that fails any check gets 401 with
 // `Bearer error="invalid_token"` and no detail that would help an attacker;
 // a revoked token gets 401 with `Bearer error="invalid_token",
-// error_description="token revoked"`.
+// error_description="token revoked"`. [WithUnauthorizedHandler] writes
+// these answers in your API's own form (JSON, say) after the challenge is
+// set. [Guard.TokenFromRequest] reads a request's token as the middleware
+// does, for code that cannot wrap an http.Handler.
 //
 // # Cross-site requests
 //

@@ -64,6 +64,7 @@ type Guard struct {
 	cookie  http.Cookie
 
 	errorHandler ErrorHandler
+	unauthorized ErrorHandler
 	failOpen     bool
 	onError      func(r *http.Request, err error)
 	crossOrigin  *http.CrossOriginProtection
@@ -127,6 +128,9 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 	if cfg.errorHandler == nil {
 		cfg.errorHandler = serviceUnavailable
 	}
+	if cfg.unauthorized == nil {
+		cfg.unauthorized = unauthorized
+	}
 	if cfg.crossOrigin == nil {
 		cfg.crossOrigin = http.NewCrossOriginProtection()
 	}
@@ -155,6 +159,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		leeway:           cfg.leeway,
 		cookie:           cfg.cookie,
 		errorHandler:     cfg.errorHandler,
+		unauthorized:     cfg.unauthorized,
 		failOpen:         cfg.failOpen,
 		onError:          cfg.onError,
 		crossOrigin:      cfg.crossOrigin,
@@ -179,14 +184,14 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return g.crossOriginChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _, err := g.extract(r)
 		if err != nil {
-			g.refuse(w, err)
+			g.refuse(w, r, err)
 			return
 		}
 		t, err := g.check(r.Context(), raw)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
-			g.refuse(w, err)
+			g.refuse(w, r, err)
 			return
 		case g.failOpen && t != nil:
 			g.onError(r, err)
@@ -348,8 +353,9 @@ func bearer(v string) (string, bool) {
 	return strings.Trim(rest, " "), true
 }
 
-// refuse answers 401 with the RFC 6750 challenge that fits err.
-func (g *Guard) refuse(w http.ResponseWriter, err error) {
+// refuse answers 401 with the RFC 6750 challenge that fits err, set before
+// the unauthorized handler writes the rest.
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	challenge := g.challengeInvalid
 	switch {
 	case errors.Is(err, ErrNoToken):
@@ -359,5 +365,5 @@ func (g *Guard) refuse(w http.ResponseWriter, err error) {
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+	g.unauthorized(w, r, err)
 }

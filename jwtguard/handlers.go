@@ -97,7 +97,7 @@ func (g *Guard) LogoutHandler() http.Handler {
 			// Only when the trusted origins changed since the check above.
 			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		case errors.Is(err, ErrNoToken), errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
-			g.refuse(w, err)
+			g.refuse(w, r, err)
 		default:
 			g.errorHandler(w, r, err)
 		}

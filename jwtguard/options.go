@@ -16,11 +16,13 @@ const DefaultCookieName = "token"
 // Option configures a Guard made by New.
 type Option func(*config)
 
-// ErrorHandler writes the response to a request the Guard cannot serve
-// because its Store failed: a lookup in the middleware, or a revocation in
-// LogoutHandler or RevocationHandler. err says what failed and wraps the
-// Store's error. The default answers 503 Service Unavailable with a plain
-// text body and no detail.
+// ErrorHandler writes the response to a request the Guard does not serve.
+// As the handler of WithErrorHandler it answers a Store failure (a lookup
+// in the middleware, or a revocation in LogoutHandler or
+// RevocationHandler): err says what failed and wraps the Store's error,
+// and the default answers 503 Service Unavailable with a plain text body
+// and no detail. As the handler of WithUnauthorizedHandler it answers a
+// request without a valid token (401; see there).
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 type config struct {
@@ -31,6 +33,7 @@ type config struct {
 	cookie       http.Cookie
 	realm        string
 	errorHandler ErrorHandler
+	unauthorized ErrorHandler // WithUnauthorizedHandler; see unauthorized.go
 	failOpen     bool
 	onError      func(r *http.Request, err error)
 	crossOrigin  *http.CrossOriginProtection // WithCrossOriginProtection; see crossorigin.go

@@ -160,7 +160,9 @@ func newSessions(cfg *config, store blocklist.Store) *sessions {
 }
 
 // Pair is what NewSession and Refresh give a client: an access token, a
-// refresh token, both of one session.
+// refresh token, both of one session. json.Marshal of a Pair is the OAuth
+// 2.0 token response a login or refresh endpoint answers with, and
+// json.Unmarshal reads one back (see MarshalJSON).
 type Pair struct {
 	AccessToken      string
 	AccessExpiresAt  time.Time
@@ -168,6 +170,8 @@ type Pair struct {
 	RefreshExpiresAt time.Time
 	// SessionID is the sid claim of both tokens.
 	SessionID string
+
+	mintedAt time.Time // when NewSession or Refresh minted it; see MarshalJSON
 }
 
 // Ids of the Store entries behind sessions. A jti is stored as it is, so
@@ -349,6 +353,7 @@ func (g *Guard) mint(sub, sid string, extra jwt.MapClaims) (*Pair, error) {
 	// right before.
 	iat := float64(now.UnixMilli()) / 1000
 	p := &Pair{
+		mintedAt:         now,
 		SessionID:        sid,
 		AccessExpiresAt:  now.Add(s.accessTTL).Truncate(time.Second),
 		RefreshExpiresAt: now.Add(s.refreshTTL).Truncate(time.Second),

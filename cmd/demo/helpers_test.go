@@ -135,6 +135,14 @@ func do(t *testing.T, client *http.Client, method, url, body, bearer, cookie str
 	return reply{code: res.StatusCode, header: res.Header, body: string(b)}
 }
 
+// tokenResponse is the body of a login or refresh (RFC 6749 section 5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
 // login logs in as demo/demo and returns the access token.
 func login(t *testing.T, client *http.Client, base string) string {
 	t.Helper()

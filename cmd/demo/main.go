@@ -13,7 +13,7 @@
 // Endpoints:
 //
 //	GET  /         a page that walks the story below with buttons, in a browser
-//	POST /login    {"username","password"} -> {"access_token","token_type","expires_in","refresh_token"} and a cookie "token"
+//	POST /login    {"username","password"} -> {"access_token","token_type","expires_in","refresh_token","refresh_expires_in"} and a cookie "token"
 //	POST /refresh  {"refresh_token"} -> a new pair of the same session, as /login; the old refresh token is spent,
 //	               and presenting it again revokes the whole session (401)
 //	GET  /me       the token's claims (needs a token)

@@ -71,6 +71,7 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 		jwtguard.WithRealm(issuer),
 		jwtguard.WithClock(cfg.Now),
 		jwtguard.WithErrorHandler(s.storeFailed),
+		jwtguard.WithUnauthorizedHandler(s.unauthorized),
 		jwtguard.WithSessions(jwtguard.Sessions{
 			SigningMethod: jwt.SigningMethodHS256, SigningKey: cfg.Secret,
 			AccessTTL: cfg.TTL, RefreshTTL: cfg.RefreshTTL,
@@ -105,13 +106,6 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-}
-
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
@@ -139,13 +133,12 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	s.writePair(w, p)
 }
 
-// writePair answers a login or a refresh: the pair in the body, the access
-// token in the cookie too.
+// writePair answers a login or a refresh: the pair in the body, as an
+// OAuth 2.0 token response, the access token in the cookie too.
 func (s *server) writePair(w http.ResponseWriter, p *jwtguard.Pair) {
 	s.guard.SetCookie(w, p.AccessToken, p.AccessExpiresAt)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "Bearer",
-		ExpiresIn: int64(s.TTL / time.Second), RefreshToken: p.RefreshToken})
+	writeJSON(w, http.StatusOK, p)
 }
 
 // refresh exchanges a refresh token for a new pair. A spent refresh token
@@ -224,6 +217,17 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// unauthorized answers a request without a valid token in JSON, as the
+// rest of the API; the Guard has set WWW-Authenticate already.
+func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	code := "invalid_token" // RFC 6750 section 3.1
+	if errors.Is(err, jwtguard.ErrNoToken) {
+		code = "unauthorized"
+	}
+	s.Log.Info("request refused", "path", r.URL.Path, "err", err)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": code})
 }
 
 // storeFailed answers a request the blocklist could not serve: 503, the
