@@ -3,6 +3,9 @@ package conformance
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,6 +107,8 @@ func testWatch(t *testing.T, s blocklist.Store, cfg config) {
 		i++
 	}
 
+	testWatchStalled(t, s, w)
+
 	// The end of the context ends Watch, with its error.
 	cancel()
 	select {
@@ -153,5 +158,65 @@ func testWatchUnavailable(t *testing.T, s blocklist.Store, deadline time.Duratio
 	case <-done:
 	case <-time.After(watchBound):
 		t.Errorf("Watch of an unavailable backend still running %s after its context was canceled", watchBound)
+	}
+}
+
+// testWatchStalled checks the events of a watch whose subscriber stalls
+// while revocations are made: once it returns, every one of them is
+// reported, unless the watch reports Synced (a gap it could not replay);
+// Resumed comes only after a Lost.
+func testWatchStalled(t *testing.T, s blocklist.Store, w blocklist.WatchStore) {
+	t.Helper()
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	events := make(chan blocklist.Event, 10_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		first := true
+		done <- w.Watch(ctx, func(ev blocklist.Event) {
+			if first {
+				first = false
+				<-gate // stall on the first event, whatever it is
+			}
+			select {
+			case events <- ev:
+			default:
+			}
+		})
+	}()
+	defer func() {
+		release()
+		cancel()
+		<-done
+	}()
+	time.Sleep(50 * time.Millisecond) // let the watch start and stall
+	exp := time.Now().Add(time.Hour)
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("stalled-%d", i)
+		revoke(t, s, ids[i], exp)
+	}
+	release()
+	seen := map[string]bool{}
+	state := blocklist.EventKind(0)
+	for missing := len(ids); missing > 0; {
+		ev := nextEvent(t, events, fmt.Sprintf("%d revocations made while the subscriber stalled", missing))
+		switch ev.Kind {
+		case blocklist.Synced:
+			return // a gap it reports: the subscriber rebuilds
+		case blocklist.Resumed:
+			if state != blocklist.Lost {
+				t.Fatalf("Resumed after %v, want only after Lost", state)
+			}
+		case blocklist.Revoked:
+			if strings.HasPrefix(ev.JTI, "stalled-") && !seen[ev.JTI] {
+				seen[ev.JTI] = true
+				missing--
+			}
+			continue
+		}
+		state = ev.Kind
 	}
 }

@@ -94,13 +94,17 @@
 // and cannot tell what it missed. A stream keeps the last entries (at least
 // WithStreamMaxLen, 100,000 by default, about 10 MB in Redis), a watcher
 // resumes after a disconnection from the last entry id it read, and it can
-// tell when Redis trimmed or deleted entries it had not read yet (XINFO
-// STREAM, asked in the same round trip as each read: the oldest entry
-// held, max-deleted-entry-id, and entries-added, which falls when the
-// stream was deleted and made again): only then must it start over. WithoutEvents turns announcements
+// prove it missed nothing: each read is checked, in the same MULTI/EXEC,
+// against the stream's counters (XINFO STREAM: entries-added, which must
+// equal what the watch counted, and the last id, which never goes back in
+// one stream). An entry trimmed or deleted before it was read, a stream
+// deleted and made again, or a Redis that lost its data breaks the count:
+// only then must the watch start over. WithoutEvents turns announcements
 // off; WithStreamMaxLen sets the history kept.
 //
-// Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK and
+// Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK, on a
+// connection of its own with its own deadlines, so it notices a broken link
+// at the first failed read and a silent server within WatchSilenceBound;
 // ScanRevoked (blocklist.ScanStore) lists every live revocation with SCAN;
 // package cached uses both for its replica mode.
 //

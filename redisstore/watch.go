@@ -25,13 +25,22 @@ var (
 // revocations than this catches up without a gap.
 const DefaultStreamMaxLen = 100_000
 
+// WatchSilenceBound is the longest a watch waits for any reply of the
+// server: a server that stops answering (frozen, or cut off by a network
+// that drops packets) is reported Lost at most this long after the watch's
+// last read was sent, and a killed server or a closed connection at once.
+// It is a bound of the watch itself, whatever the client's timeouts and
+// retries.
+const WatchSilenceBound = time.Second
+
 const (
 	// watchBatch is the most entries one read of the stream returns; a
 	// read returning fewer is caught up.
 	watchBatch = 1000
 	// watchBlock is how long one XREAD waits for news. Stopping a watch
 	// waits for the read in flight, so it is short; an idle watch makes
-	// four cheap reads a second.
+	// four blocking reads a second, each followed by a check of the
+	// stream's counters.
 	watchBlock = 250 * time.Millisecond
 	// replayMargin is how much of the stream a watch reads again when it
 	// (re)starts: on Cluster a revocation's key and its announcement are
@@ -143,22 +152,34 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 }
 
 // Watch implements blocklist.WatchStore by reading the stream every
-// Revoke announces on (see the package documentation, "Announcements"). It
-// holds one connection of the client's pool (on Cluster, of the master
-// owning the stream) while it runs, in reads of at most a quarter second,
-// so it returns within about that long once ctx is done.
+// Revoke announces on (see the package documentation, "Announcements").
+//
+// On a single server and on Cluster it reads through a connection of its
+// own (to the master owning the stream), dialled with the client's address,
+// credentials, TLS and dialer but with no retries and its own deadlines, so
+// the first failed read or write is reported as Lost at once and a server
+// that stops answering is reported within WatchSilenceBound, whatever the
+// client's retry and timeout settings. On a Ring it reads through the
+// client itself, with the client's retries. It returns within about a
+// quarter second once ctx is done.
 //
 // It starts a second before the stream's last entry (announcements seen
-// twice are harmless; see blocklist.Revoked) and reports Synced. When a read
-// fails it reports Lost, retries with a backoff of 50 ms doubling to 1 s,
-// and on reconnecting reads on from the last entry it delivered: if the
-// stream still holds everything after it, it delivers the missed
-// announcements and reports Resumed; if Redis trimmed some of them (more
-// than WithStreamMaxLen revocations while it was away), or the stream was
-// deleted or lost with the server's data, it starts again and reports
-// Synced. A killed server is noticed at once; a frozen one after the read's
-// deadline (a quarter second plus two seconds when the client's
-// ContextTimeoutEnabled is set, the client's ReadTimeout otherwise).
+// twice are harmless; see blocklist.Revoked) and reports Synced. It then
+// alternates a blocking XREAD (a quarter second at most), whose entries it
+// delivers at once, with a MULTI/EXEC of XREAD and XINFO STREAM: an atomic
+// snapshot of the entries after the last one delivered and of the stream's
+// counters. Each snapshot that reaches the end of the stream proves that
+// nothing was missed: the stream's entries-added must equal the count it
+// had at the last proof plus the entries delivered since, its last id must
+// not have gone back, and the stream must exist if it ever held an entry.
+// Any entry trimmed (MAXLEN) or deleted before it was read, a stream deleted
+// and made again, a Redis that lost its data in a restart, or a failover to
+// a replica that lacks announcements, breaks one of these; the watch then
+// starts over and reports Synced. When a read fails it reports Lost,
+// retries with a backoff of 50 ms doubling to 1 s, and reports Resumed
+// only once a snapshot proved that every announcement made meanwhile was
+// delivered; a watch that had never seen the stream hold an entry cannot
+// prove that, and reports Synced instead.
 func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	switch {
 	case s == nil || s.client == nil:
@@ -173,49 +194,73 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 		return fmt.Errorf("redisstore: watch: announcements are off (WithoutEvents): %w", errors.ErrUnsupported)
 	}
 	var (
-		pos     streamID // the last entry delivered, or where to start after
-		added   int64    // the stream's entries-added when last asked
-		synced  bool     // pos is meaningful
-		lost    bool     // Lost reported, and neither Resumed nor Synced since
-		block   bool     // caught up: the next read may wait for news
-		backoff time.Duration
+		cur      cursor
+		conn     redis.Cmdable // nil until dialled, and after a failure
+		closeFn  func()
+		synced   bool // cur is meaningful
+		lost     bool // Lost reported, and neither Resumed nor Synced since
+		caughtUp bool // the last snapshot reached the end: wait for news
+		backoff  time.Duration
 	)
+	defer func() {
+		if closeFn != nil {
+			closeFn()
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("redisstore: watch: %w", err)
 		}
 		var err error
-		if !synced {
-			if pos, added, err = s.startPosition(ctx); err == nil {
-				synced, lost, block = true, false, false
+		if conn == nil {
+			conn, closeFn, err = s.watchConn(ctx)
+		}
+		switch {
+		case err != nil:
+		case !synced:
+			if cur, err = s.startCursor(ctx, conn); err == nil {
+				synced, lost, caughtUp = true, false, false
 				fn(blocklist.Event{Kind: blocklist.Synced})
 			}
-		} else {
-			var n int
-			var gap bool
-			if n, gap, err = s.read(ctx, &pos, &added, block, fn); err == nil {
+		case caughtUp:
+			if err = s.waitRead(ctx, conn, &cur, fn); err == nil {
+				caughtUp = false // a snapshot proves what it delivered
+			}
+		default:
+			var done, gap bool
+			if done, gap, err = s.snapshotRead(ctx, conn, &cur, fn); err == nil {
 				switch {
 				case gap:
 					synced = false
-				case lost && n < watchBatch:
+				case done && lost:
 					lost = false
 					fn(blocklist.Event{Kind: blocklist.Resumed})
 				}
-				block = n < watchBatch
+				caughtUp = done && !gap
 			}
 		}
 		if err == nil {
 			backoff = 0
 			continue
 		}
+		if closeFn != nil {
+			closeFn()
+		}
+		conn, closeFn = nil, nil
 		if ctx.Err() != nil {
 			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 		}
 		if !lost {
 			lost = true
 			fn(blocklist.Event{Kind: blocklist.Lost})
+			if cur.ordinal+cur.counted == 0 {
+				// Never saw the stream hold an entry: it may have been
+				// made and lost again while the watch was away, so no
+				// snapshot could prove a gap empty.
+				synced = false
+			}
 		}
-		block = false
+		caughtUp = false
 		backoff = min(max(2*backoff, minBackoff), maxBackoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -227,123 +272,220 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	}
 }
 
-// startPosition returns where a watch starts reading: replayMargin before
-// the stream's last entry, or its beginning when there is none; and the
-// stream's entries-added count.
-func (s *Store) startPosition(ctx context.Context) (streamID, int64, error) {
-	rctx, cancel := context.WithTimeout(ctx, watchBlock+2*time.Second)
+// cursor is where a watch stands in the stream, and what it can prove.
+type cursor struct {
+	pos     streamID // the last entry delivered, or where to read after
+	anchor  streamID // the stream's last id at the last proof
+	ordinal int64    // the stream's entries-added at the last proof
+	counted int64    // entries after anchor delivered since the last proof
+}
+
+// watchConn returns what a watch reads through, and how to close it: a
+// client of its own with a single connection, no retries and the watch's
+// deadlines, to the server (or the master owning the stream on Cluster).
+// On a Ring, or any other client, it is the Store's client itself.
+func (s *Store) watchConn(ctx context.Context) (redis.Cmdable, func(), error) {
+	var opts *redis.Options
+	switch c := s.client.(type) {
+	case *redis.Client:
+		opts = c.Options()
+	case *redis.ClusterClient:
+		rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+		defer cancel()
+		node, err := c.MasterForKey(rctx, s.stream)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = node.Options()
+	default:
+		return s.client, nil, nil
+	}
+	c := redis.NewClient(watchOptions(opts))
+	return c, func() { _ = c.Close() }, nil
+}
+
+// watchOptions are the options of a watch's own client: where and how to
+// connect from the client's, the rest the watch's.
+func watchOptions(o *redis.Options) *redis.Options {
+	return &redis.Options{
+		Network:                      o.Network,
+		Addr:                         o.Addr,
+		ClientName:                   o.ClientName,
+		Dialer:                       o.Dialer,
+		OnConnect:                    o.OnConnect,
+		Protocol:                     o.Protocol,
+		Username:                     o.Username,
+		Password:                     o.Password,
+		CredentialsProvider:          o.CredentialsProvider,
+		CredentialsProviderContext:   o.CredentialsProviderContext,
+		StreamingCredentialsProvider: o.StreamingCredentialsProvider,
+		DB:                           o.DB,
+		TLSConfig:                    o.TLSConfig,
+		DisableIdentity:              o.DisableIdentity,
+		IdentitySuffix:               o.IdentitySuffix,
+
+		// The first failure is the watch's to report, not to hide.
+		MaxRetries:            -1,
+		DialerRetries:         1,
+		DialTimeout:           WatchSilenceBound,
+		ReadTimeout:           WatchSilenceBound,
+		WriteTimeout:          WatchSilenceBound,
+		ContextTimeoutEnabled: true,
+		PoolSize:              1,
+		MaxIdleConns:          1,
+	}
+}
+
+// startCursor returns where a watch starts: replayMargin before the
+// stream's last entry, or its beginning when there is none, with the
+// stream's last id and entries-added as the first proof. A missing stream
+// starts at 0-0 with nothing proved.
+func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error) {
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
 	defer cancel()
-	info, err := s.client.XInfoStream(rctx, s.stream).Result()
+	info, err := c.XInfoStream(rctx, s.stream).Result()
 	if isNoSuchKey(err) {
-		return streamID{}, 0, nil
+		return cursor{}, nil
 	}
 	if err != nil {
-		return streamID{}, 0, err
+		return cursor{}, err
 	}
 	last, err := parseStreamID(info.LastGeneratedID)
 	if err != nil {
-		return streamID{}, 0, err
+		return cursor{}, err
 	}
 	var pos streamID
 	if margin := uint64(replayMargin / time.Millisecond); last.ms > margin {
 		// Just before the first possible entry of the margin's first ms.
 		pos = streamID{ms: last.ms - margin - 1, seq: math.MaxUint64}
 	}
-	// Never before the oldest entry held: read would take the entries
-	// trimmed before it for a gap.
+	// Never before the oldest entry held: a snapshot would take the
+	// entries trimmed before it for a gap.
 	switch first, ok := firstEntry(info); {
 	case !ok:
 		pos = last // an empty stream: nothing to replay
 	case pos.less(first.prev()):
 		pos = first.prev()
 	}
-	return pos, info.EntriesAdded, nil
+	return cursor{pos: pos, anchor: last, ordinal: info.EntriesAdded}, nil
 }
 
-// read delivers the entries after *pos, at most watchBatch, waiting up to
-// watchBlock for one when block is set, and moves *pos to the last one. In
-// the same round trip it asks the stream whether Redis deleted an entry
-// after *pos before this watch read it: that is a gap. Trimming (MAXLEN)
-// removes the oldest entries without recording them in
-// max-deleted-entry-id (Redis 7.0), so a gap is also an oldest entry held
-// that is not the one right after *pos, and a stream emptied after *pos.
-// So is a
-// stream that counts fewer entries ever added than *added, the count it had
-// at the last read: it was deleted and made again, and its ids, taken from
-// the clock, may follow *pos although the old stream's entries after *pos
-// were never read.
-func (s *Store) read(ctx context.Context, pos *streamID, added *int64, block bool, fn func(blocklist.Event)) (n int, gap bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, watchBlock+2*time.Second)
+// waitRead waits up to watchBlock for entries after cur.pos and delivers
+// them.
+func (s *Store) waitRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn func(blocklist.Event)) error {
+	rctx, cancel := context.WithTimeout(ctx, watchBlock+WatchSilenceBound)
 	defer cancel()
-	args := &redis.XReadArgs{Streams: []string{s.stream, pos.String()}, Count: watchBatch, Block: -1}
-	if block {
-		args.Block = watchBlock
+	streams, err := c.XRead(rctx, &redis.XReadArgs{
+		Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: watchBlock,
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
 	}
-	pipe := s.client.Pipeline()
-	xread := pipe.XRead(rctx, args)
+	_, err = deliver(streams, cur, fn)
+	return err
+}
+
+// snapshotRead reads the entries after cur.pos, at most watchBatch, and
+// the stream's counters in one MULTI/EXEC, delivers the entries, and
+// reports whether it reached the end of the stream (done) and whether
+// announcements were lost before this watch read them (gap). A snapshot
+// that is done and finds no gap is a proof: cur's anchor moves to the
+// stream's last id.
+func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn func(blocklist.Event)) (done, gap bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+	defer cancel()
+	pipe := c.TxPipeline()
+	xread := pipe.XRead(rctx, &redis.XReadArgs{Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: -1})
 	xinfo := pipe.XInfoStream(rctx, s.stream)
 	_, _ = pipe.Exec(rctx)
 
 	streams, err := xread.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return 0, false, err
+		return false, false, err
 	}
-	from := *pos
+	from := cur.pos
+	n, err := deliver(streams, cur, fn)
+	if err != nil {
+		return false, false, err
+	}
+	info, err := xinfo.Result()
+	switch {
+	case isNoSuchKey(err):
+		// No stream: nothing was ever announced, or it was deleted (or
+		// lost with the server's data) with entries this watch had read or
+		// counted on.
+		return true, cur.ordinal+cur.counted > 0, nil
+	case err != nil:
+		return false, false, err
+	}
+	last, err := parseStreamID(info.LastGeneratedID)
+	if err != nil {
+		return false, false, err
+	}
+	if last.less(cur.anchor) {
+		return true, true, nil // a new stream, younger than the one proved
+	}
+	if n >= watchBatch {
+		// More to read before the proof; meanwhile, early signs that
+		// Redis removed entries after the ones read (and after the replay
+		// of a start) save reading the rest.
+		after := from
+		if after.less(cur.anchor) {
+			after = cur.anchor
+		}
+		if first, ok := firstEntry(info); ok && after.less(first.prev()) {
+			return true, true, nil // trimmed (MAXLEN) before being read
+		}
+		if deleted, err := parseStreamID(info.MaxDeletedEntryID); err == nil && after.less(deleted) {
+			return true, true, nil // deleted (XDEL) before being read
+		}
+		return false, false, nil
+	}
+	// The proof: every entry added since the anchor was delivered. Fewer
+	// entries ever added than that means another stream; more, entries
+	// removed before they were read.
+	if info.EntriesAdded != cur.ordinal+cur.counted {
+		return true, true, nil
+	}
+	cur.anchor, cur.ordinal, cur.counted = last, info.EntriesAdded, 0
+	if cur.pos.less(last) {
+		cur.pos = last
+	}
+	return true, false, nil
+}
+
+// deliver reports the announcements among streams' entries, moves cur.pos
+// to the last entry and counts the entries after cur.anchor; it returns
+// how many entries there were.
+func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (int, error) {
+	n := 0
+	now := time.Now()
 	for _, st := range streams {
 		for _, m := range st.Messages {
 			id, err := parseStreamID(m.ID)
 			if err != nil {
-				return n, false, err
+				return n, err
 			}
-			*pos = id
+			if !cur.pos.less(id) {
+				continue // not after the position: cannot happen, but never count twice
+			}
+			cur.pos = id
 			n++
+			if cur.anchor.less(id) {
+				cur.counted++
+			}
 			jti, _ := m.Values["jti"].(string)
 			expStr, _ := m.Values["exp"].(string)
 			ms, err := strconv.ParseInt(expStr, 10, 64)
 			if err != nil || blocklist.ValidateID(jti) != nil {
 				continue // not an announcement of ours
 			}
-			if exp := time.UnixMilli(ms); exp.After(time.Now()) {
+			if exp := time.UnixMilli(ms); exp.After(now) {
 				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: jti, Exp: exp})
 			}
 		}
 	}
-
-	info, err := xinfo.Result()
-	switch {
-	case isNoSuchKey(err):
-		// No stream: nothing was ever announced, or it was deleted (or
-		// lost with the server's data) after we read from it.
-		return n, from != (streamID{}), nil
-	case err != nil:
-		return n, false, err
-	}
-	if info.EntriesAdded < *added {
-		return n, true, nil // a new stream, with fewer entries than the one we read
-	}
-	*added = info.EntriesAdded
-	if first, ok := firstEntry(info); from == (streamID{}) {
-		// Read from the stream's beginning: nothing before it to miss.
-	} else if ok {
-		if from.less(first.prev()) {
-			return n, true, nil // entries after from were trimmed
-		}
-	} else if last, err := parseStreamID(info.LastGeneratedID); err == nil && from.less(last) {
-		return n, true, nil // emptied after from
-	}
-	if info.MaxDeletedEntryID != "" {
-		deleted, err := parseStreamID(info.MaxDeletedEntryID)
-		if err != nil {
-			return n, false, err
-		}
-		if from.less(deleted) {
-			return n, true, nil
-		}
-	}
-	if last, err := parseStreamID(info.LastGeneratedID); err == nil && last.less(*pos) {
-		return n, true, nil // a new stream, younger than the one we read
-	}
-	return n, false, nil
+	return n, nil
 }
 
 // isNoSuchKey reports whether err is Redis's answer to XINFO STREAM on a
