@@ -19,9 +19,14 @@
 //  1. verifies the signature with one of the algorithms given to
 //     [WithAlgorithms], which New requires: there is no default that accepts
 //     any alg, and "none" is refused;
-//  2. validates the claims: exp is required and must not have passed, nbf
-//     and iat when present, iss and aud when [WithIssuer] and
-//     [WithAudience] ask for them, all within the leeway of [WithLeeway];
+//  2. validates the header and claims: a crit header is refused (RFC 7515
+//     section 4.1.11: the Guard understands no extension); exp is required
+//     and must not have passed, nbf and iat when present, iss and aud when
+//     [WithIssuer] and [WithAudience] ask for them, all within the leeway
+//     of [WithLeeway]. A date (exp, nbf, iat) must be a number from the
+//     year 1 to the end of the year 9999; it is read to the millisecond,
+//     and 0 counts as absent, as in golang-jwt. Any other value makes the
+//     token invalid, so no date ever wraps around in a conversion;
 //  3. derives the token id (see below) and asks the Store whether it is
 //     revoked;
 //  4. calls the next handler with a copy of the request whose context holds

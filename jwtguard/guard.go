@@ -5,8 +5,10 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net/http"
 	"strings"
@@ -25,10 +27,11 @@ var (
 	ErrNoToken = errors.New("jwtguard: no token")
 
 	// ErrInvalidToken means the token failed a check: malformed, bad
-	// signature, algorithm not allowed, expired, not yet valid (nbf),
-	// issued in the future (iat), wrong issuer or audience, missing exp, a
-	// jti that is not a string or is longer than blocklist.MaxIDLen bytes,
-	// or a refresh token (token_use "refresh") where an access token is
+	// signature, algorithm not allowed, a crit header, expired, not yet
+	// valid (nbf), issued in the future (iat), a date out of range (see
+	// the package doc), wrong issuer or audience, missing exp, a jti that
+	// is not a string or is longer than blocklist.MaxIDLen bytes, or a
+	// refresh token (token_use "refresh") where an access token is
 	// expected.
 	ErrInvalidToken = errors.New("jwtguard: invalid token")
 
@@ -47,11 +50,16 @@ type Token struct {
 	// ID is the id the Guard checks and revokes: the jti claim, or IDPrefix
 	// and a digest of the signature when the token has no jti.
 	ID string
-	// ExpiresAt is the token's exp claim.
+	// ExpiresAt is the token's exp claim, to the millisecond.
 	ExpiresAt time.Time
 	// Claims are the token's claims, decoded from JSON: numbers are
 	// float64, arrays []any, objects map[string]any.
 	Claims jwt.MapClaims
+
+	// The dates parse checked, in Unix milliseconds; iatMs is valid when
+	// hasIat.
+	expMs, iatMs int64
+	hasIat       bool
 }
 
 // Guard verifies JWTs and checks them against a blocklist.Store. Make one
@@ -253,9 +261,29 @@ func (g *Guard) parse(raw string) (*Token, error) {
 	if jt.Method == nil || jt.Method == jwt.SigningMethodNone {
 		return nil, fmt.Errorf("%w: unsigned token", ErrInvalidToken)
 	}
-	exp, err := claims.GetExpirationTime()
-	if err != nil || exp == nil {
+	// RFC 7515 section 4.1.11: a recipient must refuse a token that names
+	// an extension it does not understand as critical. The Guard
+	// understands none, so any crit header, well formed or not, is refused.
+	if _, ok := jt.Header["crit"]; ok {
+		return nil, fmt.Errorf("%w: crit header names extensions the Guard does not understand", ErrInvalidToken)
+	}
+	// golang-jwt has validated exp, nbf and iat after converting them to
+	// int64 seconds, a conversion that wraps out of range (1e19 becomes a
+	// date in the past). Read the raw values again and refuse any that the
+	// conversion could not hold.
+	expMs, hasExp, err := numericDateMs(claims, "exp")
+	if err != nil {
+		return nil, err
+	}
+	if !hasExp {
 		return nil, fmt.Errorf("%w: no exp", ErrInvalidToken)
+	}
+	if _, _, err := numericDateMs(claims, "nbf"); err != nil {
+		return nil, err
+	}
+	iatMs, hasIat, err := numericDateMs(claims, "iat")
+	if err != nil {
+		return nil, err
 	}
 	var id string
 	switch jti := claims["jti"].(type) {
@@ -271,7 +299,53 @@ func (g *Guard) parse(raw string) (*Token, error) {
 	if id == "" {
 		id = signatureID(jt)
 	}
-	return &Token{Raw: raw, ID: id, ExpiresAt: exp.Time, Claims: claims}, nil
+	return &Token{
+		Raw: raw, ID: id, ExpiresAt: time.UnixMilli(expMs), Claims: claims,
+		expMs: expMs, iatMs: iatMs, hasIat: hasIat,
+	}, nil
+}
+
+// The range of a NumericDate the Guard accepts: from the year 1 to the
+// end of the year 9999, in Unix milliseconds.
+const (
+	minDateMs = -62135596800 * 1000
+	maxDateMs = 253402300800*1000 - 1
+)
+
+// numericDateMs returns the NumericDate claim name of claims in Unix
+// milliseconds (rounded to the nearest), and whether it is present. A value
+// that is not a finite number, or outside the years 1 to 9999, is an error
+// wrapping ErrInvalidToken. As golang-jwt does, 0 counts as absent.
+func numericDateMs(claims jwt.MapClaims, name string) (int64, bool, error) {
+	var f float64
+	switch v := claims[name].(type) {
+	case nil:
+		if _, present := claims[name]; present {
+			return 0, false, fmt.Errorf("%w: %s is null", ErrInvalidToken, name)
+		}
+		return 0, false, nil
+	case float64:
+		f = v
+	case json.Number:
+		var err error
+		if f, err = v.Float64(); err != nil {
+			return 0, false, fmt.Errorf("%w: %s is not a number", ErrInvalidToken, name)
+		}
+	default:
+		return 0, false, fmt.Errorf("%w: %s is not a number", ErrInvalidToken, name)
+	}
+	if f == 0 {
+		return 0, false, nil
+	}
+	// The comparisons are false for NaN, so NaN fails them too.
+	if !(f*1000 >= minDateMs && f*1000 <= maxDateMs) {
+		return 0, false, fmt.Errorf("%w: %s out of range", ErrInvalidToken, name)
+	}
+	ms := int64(math.Round(f * 1000))
+	if ms < minDateMs || ms > maxDateMs {
+		return 0, false, fmt.Errorf("%w: %s out of range", ErrInvalidToken, name)
+	}
+	return ms, true, nil
 }
 
 // signatureID is the id of a token without jti: see the package doc.
