@@ -40,6 +40,7 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 		_ = pipe.Process(ctx, cmds[i])
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		s.noteFailure(err)
 		return fmt.Errorf("redisstore: revoked until each: %w", err)
 	}
 	for i := range cmds {
@@ -90,24 +91,22 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	if s.stream != "" && s.oneNode {
 		// The SET NX and, only when it won, the announcement, atomically
 		// in one round trip.
-		won, err := revokeOnceScript.Run(ctx, s.client, []string{s.key(jti), s.stream}, ms, jti, s.streamMax).Int()
+		won, err := s.revokeOnceScript(ctx, jti, ms)
 		if err != nil {
 			return false, fmt.Errorf("redisstore: revoke once: %w", err)
 		}
 		return won == 1, nil
 	}
 	cmd := redis.NewStatusCmd(ctx, "set", s.key(jti), "1", "pxat", ms, "nx")
-	_ = s.client.Process(ctx, cmd)
-	switch err := cmd.Err(); {
+	switch err := s.write(ctx, s.key(jti), cmd); {
 	case err == nil:
 		if s.stream != "" {
 			// On Cluster the stream lives on another master: the winner
 			// announces in a second round trip. If that fails, the
 			// revocation stands but watchers were not told: report the
 			// error, and the caller must not act as the winner.
-			a := s.announceCmd(ctx, jti, ms)
-			if _ = s.client.Process(ctx, a); a.Err() != nil {
-				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", a.Err())
+			if err := s.write(ctx, s.stream, s.announceCmd(ctx, jti, ms)); err != nil {
+				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", err)
 			}
 		}
 		return true, nil
@@ -116,4 +115,28 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	default:
 		return false, fmt.Errorf("redisstore: revoke once: %w", err)
 	}
+}
+
+// revokeOnceScript runs revokeOnceSource on a single server, followed by
+// WAIT on the same connection under WithWait, and returns its answer: 1
+// when this call created the key.
+func (s *Store) revokeOnceScript(ctx context.Context, jti string, ms int64) (int64, error) {
+	key := s.key(jti)
+	if s.waitReplicas == 0 {
+		return revokeOnceScript.Run(ctx, s.client, []string{key, s.stream}, ms, jti, s.streamMax).Int64()
+	}
+	// EVALSHA, and EVAL when the server does not hold the script yet, as
+	// Script.Run does, but each followed by WAIT on its connection.
+	cmd := redis.NewCmd(ctx, "evalsha", revokeOnceScript.Hash(), 2, key, s.stream, ms, jti, s.streamMax)
+	err := s.write(ctx, key, cmd)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = redis.NewCmd(ctx, "eval", revokeOnceSource, 2, key, s.stream, ms, jti, s.streamMax)
+		err = s.write(ctx, key, cmd)
+	}
+	if err != nil {
+		// Under ErrNotReplicated the key may be stored, but a failover
+		// may yet lose it: not a win the caller may act on.
+		return 0, err
+	}
+	return cmd.Int64()
 }

@@ -11,7 +11,9 @@
 // Every call is one network round trip: IsRevoked is one EXISTS, RevokedUntil
 // one PEXPIRETIME, Revoke one MULTI/EXEC of two commands on the token's key
 // and the XADD that announces it (see Announcements; on Cluster two round
-// trips sent at once).
+// trips sent at once). Under [WithWait] each write also waits, in the same
+// round trip, until its replicas acknowledge: about one master-to-replica
+// round trip more.
 // Expect tens of microseconds on loopback and well under a millisecond inside
 // a data centre; put the cached package in front to answer repeated checks
 // from memory. Storage is one small string key per live revocation; Redis
@@ -55,6 +57,21 @@
 //	})
 //	defer client.Close()
 //	store := redisstore.New(client)
+//
+// When a master dies, its replica is promoted after the cluster's
+// cluster-node-timeout and an election (two to three seconds with a
+// timeout of one second). A dead master sends no MOVED, so go-redis would
+// keep sending that master's slots to the dead address until its next
+// periodic reload of the slot map (a minute by default): the Store asks
+// the client to reload it (ClusterClient.ReloadState) after every failure
+// that a stale map can explain (a refused or broken connection, a timeout,
+// CLUSTERDOWN, MOVED, TRYAGAIN), and go-redis spaces reloads at least
+// 200 ms apart. Calls to a failed master's slots therefore succeed again
+// within about half a second of the promotion, with the caller's default
+// ClusterClient. Run the cluster with "cluster-require-full-coverage no":
+// with the default (yes) every master refuses every command while one
+// master's slots are unserved, so one failing master stops every logout
+// and every check until its replica takes over.
 //
 // Cluster hashes only the part of a key inside its first non-empty {...}, if
 // there is one. Keep braces out of the prefix, or every revocation lands in
@@ -132,9 +149,19 @@
 // Redis or its host, at the cost of one fsync per write; "appendfsync
 // everysec" (Redis's default once appendonly is on) is much cheaper and can
 // lose about the last second or two of acknowledged revocations in a crash. RDB snapshots alone lose everything written since
-// the last snapshot. With replicas, a failover can lose revocations the old
-// master had acknowledged but not yet replicated; send WAIT after Revoke, or
-// accept that window.
+// the last snapshot.
+//
+// Replication is asynchronous: a master acknowledges a write before its
+// replicas have it, so a failover can lose revocations the old master had
+// acknowledged, as many as it took in the replica's lag (seconds of
+// logouts when a replica falls behind). [WithWait] closes that window: each
+// write is followed by WAIT on its own connection, and returns an error
+// wrapping [ErrNotReplicated] unless enough replicas acknowledged it, so a
+// Revoke that returned nil survives a failover to one of them. A WAIT sent
+// by the caller after Revoke does not do this: it runs on another
+// connection (on Cluster, often another master) and counts the replicas of
+// that connection's own last write, so it can answer "replicated" for a
+// revocation that is not.
 //
 // Run Redis with "maxmemory-policy noeviction" (its default). Every
 // revocation is a key with an expiry, so the volatile-* policies evict

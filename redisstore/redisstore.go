@@ -33,6 +33,10 @@ type Store struct {
 	// oneNode is true when client is a single server (*redis.Client), so
 	// the announcement can join the token key's MULTI/EXEC.
 	oneNode bool
+	// waitReplicas and waitMS are WithWait's arguments; 0 replicas when
+	// writes do not wait.
+	waitReplicas int
+	waitMS       int64
 }
 
 var _ blocklist.ExpiryStore = (*Store)(nil)
@@ -41,9 +45,12 @@ var _ blocklist.ExpiryStore = (*Store)(nil)
 type Option func(*config)
 
 type config struct {
-	prefix    string
-	noEvents  bool
-	streamMax int64
+	prefix       string
+	noEvents     bool
+	streamMax    int64
+	waitReplicas int
+	waitMS       int64
+	err          error // the first invalid option
 }
 
 // WithPrefix sets the prefix of every key the Store reads and writes: the
@@ -63,15 +70,23 @@ func WithPrefix(p string) Option {
 // ownership of client and closes it after the last use of the Store. Enable
 // ContextTimeoutEnabled in the client's options so that context deadlines
 // bound every call (see the package documentation). A nil client gives a
-// Store whose every call returns an error.
+// Store whose every call returns an error. New panics on an invalid option
+// (see WithWait).
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	cfg := config{prefix: DefaultPrefix, streamMax: DefaultStreamMaxLen}
 	for _, opt := range opts {
-		if opt != nil {
+		if opt != nil && cfg.err == nil {
 			opt(&cfg)
 		}
 	}
-	s := &Store{client: client, prefix: cfg.prefix, streamMax: cfg.streamMax}
+	if cfg.err == nil && cfg.waitReplicas > 0 && client != nil && !waitSupported(client) {
+		cfg.err = fmt.Errorf("redisstore: WithWait needs a *redis.Client, *redis.ClusterClient or *redis.Ring, not a %T", client)
+	}
+	if cfg.err != nil {
+		panic(cfg.err)
+	}
+	s := &Store{client: client, prefix: cfg.prefix, streamMax: cfg.streamMax,
+		waitReplicas: cfg.waitReplicas, waitMS: cfg.waitMS}
 	if !cfg.noEvents {
 		s.stream = cfg.prefix
 	}
@@ -159,22 +174,23 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// Cluster (and Ring) the stream is another key, usually on another
 	// master, and a transaction cannot cross slots: the XADD is sent at the
 	// same moment on its own, and Revoke waits for both.
-	pipe := s.client.TxPipeline()
+	//
+	// Under WithWait, WAIT follows the EXEC (and the XADD sent on its own)
+	// on the same connection, in the same round trip: see writeWaited.
 	extend := redis.NewIntCmd(ctx, "pexpireat", key, ms, "gt")
 	create := redis.NewStatusCmd(ctx, "set", key, "1", "pxat", ms, "nx")
-	_ = pipe.Process(ctx, extend)
-	_ = pipe.Process(ctx, create)
+	tx := []redis.Cmder{extend, create}
 	var announce *redis.StringCmd
 	var announced <-chan error
 	if s.stream != "" {
 		if s.oneNode {
 			announce = s.announceCmd(ctx, jti, ms)
-			_ = pipe.Process(ctx, announce)
+			tx = append(tx, announce)
 		} else {
 			announced = s.announceAsync(ctx, jti, ms)
 		}
 	}
-	_, err := pipe.Exec(ctx)
+	err := s.writeTx(ctx, key, tx...)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		if announced != nil {
 			<-announced
@@ -220,6 +236,7 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	_ = s.client.Process(ctx, cmd)
 	n, err := cmd.Result()
 	if err != nil {
+		s.noteFailure(err)
 		return false, fmt.Errorf("redisstore: is revoked: %w", err)
 	}
 	switch n {
@@ -246,6 +263,7 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	_ = s.client.Process(ctx, cmd)
 	ms, err := cmd.Result()
 	if err != nil {
+		s.noteFailure(err)
 		return time.Time{}, fmt.Errorf("redisstore: revoked until: %w", err)
 	}
 	switch {

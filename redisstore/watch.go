@@ -93,21 +93,21 @@ func (s *Store) announceCmd(ctx context.Context, jti string, ms int64) *redis.St
 func (s *Store) announceAsync(ctx context.Context, jti string, ms int64) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		cmd := s.announceCmd(ctx, jti, ms)
-		_ = s.client.Process(ctx, cmd)
-		done <- cmd.Err()
+		done <- s.write(ctx, s.stream, s.announceCmd(ctx, jti, ms))
 	}()
 	return done
 }
 
 // revokeOnceScript is RevokeOnce on a single server: the SET NX and, only
 // when it won, the announcement, in one round trip and atomically.
-var revokeOnceScript = redis.NewScript(`
+var revokeOnceScript = redis.NewScript(revokeOnceSource)
+
+const revokeOnceSource = `
 if redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1], 'NX') then
 	redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'jti', ARGV[2], 'exp', ARGV[1])
 	return 1
 end
-return 0`)
+return 0`
 
 // streamID is the id of a stream entry, "ms-seq".
 type streamID struct{ ms, seq uint64 }

@@ -1,0 +1,353 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotReplicated is wrapped by the error a write returns under
+// [WithWait] when fewer replicas than asked acknowledged it within the
+// timeout. The write was applied on the master and may survive (it is
+// stored, and may yet reach the replicas), or may be lost if the master
+// fails before it does: treat it as any other failed write and retry.
+var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough replicas")
+
+// WithWait makes every write of the Store (Revoke, and RevokeOnce when it
+// wins) wait until numReplicas replicas of the master that took it have
+// acknowledged it, for at most timeout, with Redis's WAIT command sent on
+// the same connection right after the write, in the same round trip. When
+// fewer acknowledge in time the write returns an error wrapping
+// [ErrNotReplicated]. It applies to a standalone server with replicas (a
+// *redis.Client, also one from NewFailoverClient), to each master of a
+// Redis Cluster, and to each shard of a Ring.
+//
+// What it guarantees: a write that returned nil is held by the master and
+// by numReplicas of its replicas, so a failover that promotes one of them
+// keeps it. Redis picks the most up-to-date replica for promotion, so with
+// numReplicas 1 and one replica per master an acknowledged revocation
+// survives the loss of its master. It does not make the write durable on
+// disk (that is appendfsync's job), nor survive a failover to a replica that
+// did not acknowledge.
+//
+// What it costs: WAIT answers as soon as enough replicas acknowledge,
+// normally one replication round trip between master and replica after the
+// write, on the write's own round trip (no extra round trip from the
+// client). While replicas lag or are down, each write waits the whole
+// timeout and then fails. Keep timeout well below the client's ReadTimeout
+// (3 s by default) and below the callers' deadlines: go-redis ends the read
+// at whichever comes first, and the write then fails with a timeout instead
+// of ErrNotReplicated.
+//
+// numReplicas 0 turns waiting off (the default). A negative numReplicas, or
+// a timeout under a millisecond with numReplicas above 0 (WAIT counts whole
+// milliseconds, and 0 would block forever), makes New panic: it is a wiring
+// mistake, not a condition to discover on the first logout. WithWait also
+// makes New panic with a client other than a *redis.Client,
+// *redis.ClusterClient or *redis.Ring, whose write connection the Store
+// cannot reach.
+func WithWait(numReplicas int, timeout time.Duration) Option {
+	return func(c *config) {
+		switch {
+		case numReplicas < 0:
+			c.err = fmt.Errorf("redisstore: WithWait: numReplicas %d is negative", numReplicas)
+		case numReplicas > 0 && timeout < time.Millisecond:
+			c.err = fmt.Errorf("redisstore: WithWait: timeout %v is under a millisecond (WAIT counts whole milliseconds; 0 waits forever)", timeout)
+		default:
+			c.waitReplicas = numReplicas
+			// Round up: never wait less than asked.
+			c.waitMS = int64((timeout + time.Millisecond - 1) / time.Millisecond)
+		}
+	}
+}
+
+// master returns the client of the server that takes writes of key: the
+// client itself on a single server, the master owning key's slot on
+// Cluster (in the client's current view of the slots), key's shard on a
+// Ring.
+func (s *Store) master(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := s.client.(type) {
+	case *redis.Client:
+		return c, nil
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	case *redis.Ring:
+		return c.GetShardClientForKey(key)
+	}
+	return nil, fmt.Errorf("a %T gives no access to its masters' connections", s.client)
+}
+
+// waitSupported reports whether master can serve client's type.
+func waitSupported(client redis.UniversalClient) bool {
+	switch client.(type) {
+	case *redis.Client, *redis.ClusterClient, *redis.Ring:
+		return true
+	}
+	return false
+}
+
+// writeTx runs cmds, all on key's slot, in one MULTI/EXEC on the master
+// owning key, followed by WAIT when WithWait is set. It returns the first
+// error of cmds, as a TxPipeline does (redis.Nil included), and asks a
+// Cluster client to reload its slot map after a failure that may mean it
+// is stale.
+func (s *Store) writeTx(ctx context.Context, key string, cmds ...redis.Cmder) error {
+	var err error
+	if s.waitReplicas > 0 {
+		err = s.writeWaited(ctx, key, true, cmds...)
+	} else {
+		pipe := s.client.TxPipeline()
+		for _, c := range cmds {
+			_ = pipe.Process(ctx, c)
+		}
+		_, err = pipe.Exec(ctx)
+	}
+	s.noteFailure(err)
+	return err
+}
+
+// write runs cmd, on key, on the master owning key, followed by WAIT when
+// WithWait is set; failures are noted as in writeTx.
+func (s *Store) write(ctx context.Context, key string, cmd redis.Cmder) error {
+	var err error
+	if s.waitReplicas > 0 {
+		err = s.writeWaited(ctx, key, false, cmd)
+	} else {
+		_ = s.client.Process(ctx, cmd)
+		err = cmd.Err()
+	}
+	s.noteFailure(err)
+	return err
+}
+
+// maxRedirects bounds how many MOVED or ASK redirections one write follows,
+// as go-redis's own default does.
+const maxRedirects = 3
+
+// writeWaited sends cmds, all on key's slot, to the master owning key, in
+// MULTI/EXEC when tx is set, followed by WAIT on the same connection, in
+// one pipeline: WAIT counts the replicas that acknowledged its own
+// connection's last write, so on any other connection it would answer for
+// some other write. Results land in cmds as a TxPipeline would leave them.
+// It follows MOVED and ASK (resharding, failover) like go-redis does, and
+// returns an error wrapping ErrNotReplicated when fewer than
+// s.waitReplicas acknowledged.
+func (s *Store) writeWaited(ctx context.Context, key string, tx bool, cmds ...redis.Cmder) error {
+	node, err := s.master(ctx, key)
+	if err != nil {
+		return err
+	}
+	asking := false
+	for attempt := 0; ; attempt++ {
+		var wire []redis.Cmder
+		if asking {
+			wire = append(wire, redis.NewStatusCmd(ctx, "asking"))
+		}
+		var queued []*redis.StatusCmd
+		var exec *redis.SliceCmd
+		if tx {
+			wire = append(wire, redis.NewStatusCmd(ctx, "multi"))
+			for _, c := range cmds {
+				q := redis.NewStatusCmd(ctx, c.Args()...)
+				queued = append(queued, q)
+				wire = append(wire, q)
+			}
+			exec = redis.NewSliceCmd(ctx, "exec")
+			wire = append(wire, exec)
+		} else {
+			wire = append(wire, cmds...)
+		}
+		wait := redis.NewIntCmd(ctx, "wait", s.waitReplicas, s.waitMS)
+		wire = append(wire, wait)
+
+		pipe := node.Pipeline()
+		for _, c := range wire {
+			_ = pipe.Process(ctx, c)
+		}
+		_, _ = pipe.Exec(ctx)
+
+		// A redirection is answered to the first keyed command (and, in a
+		// transaction, makes EXEC abort): follow it with the whole write.
+		var first []redis.Cmder
+		if tx {
+			for _, q := range queued {
+				first = append(first, q)
+			}
+		} else {
+			first = cmds
+		}
+		if addr, ask, ok := redirection(first); ok && attempt < maxRedirects {
+			if node, err = s.nodeAt(ctx, addr); err != nil {
+				return err
+			}
+			asking = ask
+			continue
+		}
+
+		if tx {
+			if err := execResults(exec, queued, cmds); err != nil {
+				return err
+			}
+		} else {
+			// As Process would: the first error, redis.Nil included (a
+			// SET NX that lost wrote nothing, so there is nothing to wait
+			// for).
+			for _, c := range cmds {
+				if err := c.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		n, err := wait.Result()
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		if n < int64(s.waitReplicas) {
+			return fmt.Errorf("%w: %d of %d replicas acknowledged within %d ms", ErrNotReplicated, n, s.waitReplicas, s.waitMS)
+		}
+		return nil
+	}
+}
+
+// execResults copies the replies of a hand-made MULTI/EXEC into cmds, as a
+// TxPipeline would have set them, and returns the transaction's error.
+func execResults(exec *redis.SliceCmd, queued []*redis.StatusCmd, cmds []redis.Cmder) error {
+	for _, q := range queued {
+		if err := q.Err(); err != nil {
+			return err
+		}
+	}
+	vals, err := exec.Result()
+	if err != nil {
+		return err
+	}
+	if len(vals) != len(cmds) {
+		return fmt.Errorf("EXEC answered %d replies for %d commands", len(vals), len(cmds))
+	}
+	for i, v := range vals {
+		if err, ok := v.(error); ok {
+			cmds[i].SetErr(err)
+			continue
+		}
+		switch c := cmds[i].(type) {
+		case *redis.IntCmd:
+			n, ok := v.(int64)
+			if !ok {
+				return fmt.Errorf("%s answered %T in EXEC, want an integer", c.Name(), v)
+			}
+			c.SetVal(n)
+		case *redis.StatusCmd:
+			if v == nil {
+				c.SetErr(redis.Nil)
+			} else if str, ok := v.(string); ok {
+				c.SetVal(str)
+			} else {
+				return fmt.Errorf("%s answered %T in EXEC, want a status", c.Name(), v)
+			}
+		case *redis.StringCmd:
+			if v == nil {
+				c.SetErr(redis.Nil)
+			} else if str, ok := v.(string); ok {
+				c.SetVal(str)
+			} else {
+				return fmt.Errorf("%s answered %T in EXEC, want a string", c.Name(), v)
+			}
+		case *redis.Cmd:
+			c.SetVal(v)
+		default:
+			return fmt.Errorf("internal error: no EXEC decoding for %T", c)
+		}
+	}
+	return nil
+}
+
+// redirection returns the target of the first MOVED or ASK among the
+// errors of cmds.
+func redirection(cmds []redis.Cmder) (addr string, ask, ok bool) {
+	for _, c := range cmds {
+		var rerr redis.Error
+		if !errors.As(c.Err(), &rerr) {
+			continue
+		}
+		f := strings.Fields(rerr.Error())
+		if len(f) == 3 && (f[0] == "MOVED" || f[0] == "ASK") {
+			return f[2], f[0] == "ASK", true
+		}
+	}
+	return "", false, false
+}
+
+// nodeAt returns the client of the cluster node at addr, after reloading
+// the client's view of the cluster (a MOVED means that view is stale).
+func (s *Store) nodeAt(ctx context.Context, addr string) (*redis.Client, error) {
+	cluster, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return nil, fmt.Errorf("redirected to %s by a server that is not in a cluster", addr)
+	}
+	// ForEachShard reloads the slot map before it walks the nodes, so
+	// this also refreshes the routing of every later call.
+	var found *redis.Client
+	var seen = make(chan *redis.Client, 1)
+	err := cluster.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error {
+		if c.Options().Addr == addr {
+			select {
+			case seen <- c:
+			default:
+			}
+		}
+		return nil
+	})
+	select {
+	case found = <-seen:
+	default:
+	}
+	if found == nil {
+		if err == nil {
+			err = errors.New("not among the cluster's nodes")
+		}
+		return nil, fmt.Errorf("redirected to %s: %w", addr, err)
+	}
+	return found, nil
+}
+
+// noteFailure asks a Cluster client to reload its slot map when err may
+// mean that the map is stale: a master that died sends no MOVED, so
+// go-redis, left to itself, keeps sending its slots' commands to the dead
+// address until its next periodic reload (a minute by default). The reload
+// runs in the background, coalesced with any other in flight (go-redis
+// spaces them at least 200 ms apart), so calling it on every failure costs
+// little.
+func (s *Store) noteFailure(err error) {
+	cluster, ok := s.client.(*redis.ClusterClient)
+	if !ok || err == nil || !topologyMayHaveChanged(err) {
+		return
+	}
+	cluster.ReloadState(context.Background())
+}
+
+// topologyMayHaveChanged reports whether err is a failure the cluster's
+// slot map can explain: no answer (connection refused or reset, a timeout),
+// or a reply saying that this node no longer serves the slot or that the
+// cluster is failing over.
+func topologyMayHaveChanged(err error) bool {
+	if errors.Is(err, redis.Nil) || errors.Is(err, ErrNotReplicated) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range []string{"MOVED ", "ASK ", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "MASTERDOWN", "LOADING"} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	// Anything else that is not a reply: a refused or broken connection,
+	// a timeout, a pool that could not dial.
+	return true
+}
