@@ -62,6 +62,11 @@ type Event struct {
 	// Exp is when the revocation ends: at least the exp given to Revoke
 	// truncated to the millisecond, at most one second later.
 	Exp time.Time
+	// Announced is when the backend recorded the announcement, by its own
+	// clock (for redisstore, the time in the stream entry's id), to the
+	// millisecond; the zero Time when the backend does not say. The time
+	// from Announced to the event's arrival is the watch's lag.
+	Announced time.Time
 }
 
 // WatchStore is a Store that reports revocations as they are made, by any

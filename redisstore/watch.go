@@ -481,7 +481,7 @@ func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (in
 				continue // not an announcement of ours
 			}
 			if exp := time.UnixMilli(ms); exp.After(now) {
-				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: jti, Exp: exp})
+				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: jti, Exp: exp, Announced: time.UnixMilli(int64(id.ms))})
 			}
 		}
 	}
