@@ -16,7 +16,7 @@ func TestRevokedUntilEachOneCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mem := newMemory(t)
-	c := newCached(t, mem, cached.WithNegativeTTL(time.Hour))
+	c := newCached(t, mem, cached.WithNegativeTTL(time.Hour), cached.WithoutWatch())
 	exp := time.Now().Add(time.Hour)
 	mustRevoke(t, mem, "sid:s1", exp) // behind the cache's back
 

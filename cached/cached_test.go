@@ -132,7 +132,7 @@ func mustRevoke(t *testing.T, s blocklist.Store, jti string, exp time.Time) {
 func TestTTLs(t *testing.T) {
 	clock := newFakeClock()
 	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	c := newCached(t, m, cached.WithClock(clock.Now), cached.WithNegativeTTL(10*time.Second))
+	c := newCached(t, m, cached.WithClock(clock.Now), cached.WithNegativeTTL(10*time.Second), cached.WithoutWatch())
 
 	mustRevoked(t, c, "a", false, "never revoked")
 	mustRevoke(t, m, "a", clock.Now().Add(time.Hour)) // straight into the backend
@@ -525,7 +525,7 @@ func TestInvalidAndDone(t *testing.T) {
 }
 
 func TestStatsEvictions(t *testing.T) {
-	c := newCached(t, newMemory(t), cached.WithSize(2))
+	c := newCached(t, newMemory(t), cached.WithSize(2), cached.WithoutWatch())
 	for _, jti := range []string{"a", "b", "c", "a"} {
 		mustRevoked(t, c, jti, false, "never revoked")
 	}

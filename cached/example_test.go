@@ -19,6 +19,7 @@ func Example() {
 	store, err := cached.New(backend,
 		cached.WithSize(100_000),            // tokens checked per NegativeTTL window, with room to spare
 		cached.WithNegativeTTL(time.Second), // another instance's logout is seen here within 1s
+		cached.WithoutWatch(),               // the plain cache; over a watched Store the output depends on when the watch goes live
 	)
 	if err != nil {
 		log.Fatal(err)

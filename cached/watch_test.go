@@ -358,8 +358,8 @@ func TestReplicaCluster(t *testing.T) {
 }
 
 func TestReplicaNeedsWatchAndScan(t *testing.T) {
-	if _, err := cached.New(newMemory(t), cached.WithReplica()); err == nil {
-		t.Error("WithReplica over a memorystore (no watch): no error")
+	if _, err := cached.New(plainStore{newMemory(t)}, cached.WithReplica()); err == nil {
+		t.Error("WithReplica over a Store with no watch: no error")
 	}
 	client := redistest.Client(t, redisServer.Get(t).Addr())
 	if _, err := cached.New(redisstore.New(client), cached.WithReplica(), cached.WithoutWatch()); err == nil {

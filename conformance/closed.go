@@ -78,5 +78,15 @@ func testClosed(t *testing.T, s blocklist.Store) {
 			after("RevokeOnce", err, !first)
 		})
 	}
+	if ss, ok := s.(blocklist.ScanStore); ok {
+		noPanic("ScanRevoked", func() {
+			found := false
+			err := ss.ScanRevoked(ctx, func(jti string, _ time.Time) error {
+				found = found || jti == "before-close"
+				return nil
+			})
+			after("ScanRevoked", err, found)
+		})
+	}
 	noPanic("a second Close", func() { _ = c.Close() })
 }

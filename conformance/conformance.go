@@ -70,8 +70,9 @@ func WithUnavailable(newStore func(t *testing.T) blocklist.Store) Option {
 // server, give each call its own key prefix). It registers any cleanup with
 // t.Cleanup. If the store implements blocklist.ExpiryStore, RevokedUntil is
 // checked too, and so are RevokedUntilEach and RevokeOnce for a
-// blocklist.BatchStore and a blocklist.OnceStore. A store that is an
-// io.Closer is closed by one subtest, which checks that it then refuses
+// blocklist.BatchStore and a blocklist.OnceStore, Watch for a
+// blocklist.WatchStore and ScanRevoked for a blocklist.ScanStore. A store
+// that is an io.Closer is closed by one subtest, which checks that it then refuses
 // calls with blocklist.ErrClosed or answers them right, and never panics;
 // the factory's cleanup may close it again.
 func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Option) {
@@ -99,6 +100,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Opti
 		{"Batch", testBatch}, {"RevokeOnce", testRevokeOnce}, // optional capabilities: batch.go
 		{"Closed", testClosed}, // stores with a Close method: closed.go
 		{"Watch", func(t *testing.T, s blocklist.Store) { testWatch(t, s, cfg) }}, // blocklist.WatchStore: watch.go
+		{"Scan", testScan}, // blocklist.ScanStore: scan.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,6 +477,7 @@ func testUnavailable(t *testing.T, s blocklist.Store) {
 	callUnavailable(t, deadline, "IsRevoked", func(ctx context.Context) (bool, error) { return s.IsRevoked(ctx, "down") })
 	testCapabilitiesUnavailable(t, s, deadline)
 	testWatchUnavailable(t, s, deadline)
+	testScanUnavailable(t, s, deadline)
 	if es, ok := s.(blocklist.ExpiryStore); ok {
 		callUnavailable(t, deadline, "RevokedUntil", func(ctx context.Context) (bool, error) {
 			until, err := es.RevokedUntil(ctx, "down")

@@ -54,6 +54,8 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"once-swallows-errors":  "Unavailable",
 		"reports-until-early":   "OddIDs",
 		"forgets-when-closed":   "Closed",
+		"scan-misses-an-entry":  "Scan",
+		"scan-swallows-errors":  "Unavailable",
 	}
 	// The children mostly sleep, waiting for entries to expire: start them
 	// all at once rather than GOMAXPROCS at a time as parallel subtests.
@@ -100,10 +102,13 @@ func TestBrokenStore(t *testing.T) {
 			return earlyUntil{s}
 		case "forgets-when-closed":
 			return &forgetsWhenClosed{Store: s}
+		case "scan-misses-an-entry":
+			return scanMisses{s}
 		}
 		return &broken{Store: s, flaw: flaw}
 	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
-		return down{silent: flaw == "swallows-errors", silentOnce: flaw == "once-swallows-errors"}
+		return down{silent: flaw == "swallows-errors", silentOnce: flaw == "once-swallows-errors",
+			silentScan: flaw == "scan-swallows-errors"}
 	}))
 }
 
@@ -217,7 +222,7 @@ func (b *broken) overwrite(ctx context.Context, jti string, exp time.Time) error
 
 // down is a store whose server is gone: every call fails, or, when silent,
 // answers "not revoked" as a store that swallows its errors would.
-type down struct{ silent, silentOnce bool }
+type down struct{ silent, silentOnce, silentScan bool }
 
 func (d down) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if d.silent {
@@ -240,6 +245,30 @@ func (d down) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, 
 		return false, nil
 	}
 	return false, errDown
+}
+
+// ScanRevoked fails like the other methods, or, with silentScan, reports
+// an empty blocklist.
+func (d down) ScanRevoked(ctx context.Context, fn func(string, time.Time) error) error {
+	if d.silent || d.silentScan {
+		return nil
+	}
+	return errDown
+}
+
+// scanMisses is a correct store whose ScanRevoked leaves out one entry, as
+// a scan that drops the last key of a page would.
+type scanMisses struct{ *memorystore.Store }
+
+func (s scanMisses) ScanRevoked(ctx context.Context, fn func(string, time.Time) error) error {
+	first := true
+	return s.Store.ScanRevoked(ctx, func(jti string, until time.Time) error {
+		if first {
+			first = false
+			return nil
+		}
+		return fn(jti, until)
+	})
 }
 
 // earlyUntil is a correct store whose RevokedUntil reports an end two

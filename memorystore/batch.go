@@ -55,5 +55,6 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	}
 	s.entries[jti] = e
 	heap.Push(&s.expiry, expiryItem{exp: e, jti: jti})
+	s.announceLocked(jti, e)
 	return true, nil
 }

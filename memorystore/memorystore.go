@@ -37,6 +37,7 @@ type Store struct {
 	mu      sync.RWMutex
 	entries map[string]int64 // jti -> exp in Unix nanoseconds
 	expiry  expiryHeap       // every exp ever set for a live entry, soonest first
+	log     announcementLog  // what watches read: watch.go
 }
 
 // Option configures a Store.
@@ -67,6 +68,7 @@ func New(opts ...Option) *Store {
 		now:        time.Now,
 		entries:    make(map[string]int64),
 		sweepEvery: DefaultSweepInterval,
+		log:        announcementLog{max: DefaultLogMaxLen, news: make(chan struct{})},
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -100,6 +102,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	}
 	s.entries[jti] = e
 	heap.Push(&s.expiry, expiryItem{exp: e, jti: jti})
+	s.announceLocked(jti, e)
 	return nil
 }
 
@@ -151,6 +154,10 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.mu.Lock()
+	s.wakeLocked() // watches return ErrClosed
+	s.log.closedCh = true
+	s.mu.Unlock()
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
