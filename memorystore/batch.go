@@ -55,6 +55,6 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	}
 	s.entries[jti] = e
 	heap.Push(&s.expiry, expiryItem{exp: e, jti: jti})
-	s.announceLocked(jti, e)
+	s.announceLocked(jti, e, n)
 	return true, nil
 }

@@ -93,16 +93,16 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if !exp.After(now) {
 		return nil
 	}
-	e := unixNano(exp)
+	e, n := unixNano(exp), unixNano(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweepLocked(unixNano(now))
+	s.sweepLocked(n)
 	if old, ok := s.entries[jti]; ok && old >= e {
 		return nil
 	}
 	s.entries[jti] = e
 	heap.Push(&s.expiry, expiryItem{exp: e, jti: jti})
-	s.announceLocked(jti, e)
+	s.announceLocked(jti, e, n)
 	return nil
 }
 

@@ -42,6 +42,7 @@ func WithLogMaxLen(n int) Option {
 type announcement struct {
 	jti string
 	exp int64
+	at  int64 // when it was made, Unix nanoseconds
 }
 
 // announcementLog is the bounded history watches read, guarded by the
@@ -66,12 +67,12 @@ func (l *announcementLog) at(seq uint64) announcement { return l.ring[seq%uint64
 
 // announceLocked logs that jti is revoked until exp, if a watch runs, and
 // wakes the watches. s.mu is held for writing.
-func (s *Store) announceLocked(jti string, exp int64) {
+func (s *Store) announceLocked(jti string, exp, now int64) {
 	l := &s.log
 	if l.watches == 0 {
 		return
 	}
-	a := announcement{jti: jti, exp: exp}
+	a := announcement{jti: jti, exp: exp, at: now}
 	if len(l.ring) < l.max {
 		l.ring = append(l.ring, a)
 	} else {
@@ -124,7 +125,8 @@ func (s *Store) CutWatches() (restore func()) {
 
 // Watch implements blocklist.WatchStore with an in-process log of the
 // revocations that change the store (a Revoke that does not extend a
-// revocation announces nothing), bounded by WithLogMaxLen. It waits on a
+// revocation announces nothing), bounded by WithLogMaxLen. Event.Announced
+// is when the revocation was made, by the Store's clock. It waits on a
 // channel, so it costs nothing while idle, returns as soon as ctx is done,
 // and runs under testing/synctest. After Close it returns an error
 // wrapping blocklist.ErrClosed.
@@ -191,7 +193,7 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 		now := unixNano(s.now())
 		for _, a := range batch {
 			if a.exp > now {
-				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: a.jti, Exp: time.Unix(0, a.exp)})
+				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: a.jti, Exp: time.Unix(0, a.exp), Announced: time.Unix(0, a.at)})
 			}
 		}
 		if report != 0 {

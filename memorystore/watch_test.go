@@ -101,8 +101,8 @@ func TestWatchEventsCarryExactExp(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Watch after cancel = %v, want context.Canceled", err)
 		}
-		if len(got) != 2 || got[1].JTI != "a" || !got[1].Exp.Equal(exp) {
-			t.Fatalf("events %+v, want Synced then a revoked until %s", got, exp)
+		if len(got) != 2 || got[1].JTI != "a" || !got[1].Exp.Equal(exp) || !got[1].Announced.Equal(time.Now()) {
+			t.Fatalf("events %+v, want Synced then a revoked until %s, announced now", got, exp)
 		}
 	})
 }
