@@ -76,4 +76,15 @@
 // method returns the context's error at the deadline, leaving the round trip
 // to end within Timeout. Cancelling a context without a deadline takes
 // effect at the next round trip.
+//
+// # What it cannot do
+//
+// A Store of this package is not a blocklist.ScanStore and not a
+// blocklist.WatchStore, so package cached cannot run a replica or a watch
+// over it, and no tool can list its revocations. Memcached's protocol has
+// no way to enumerate keys (its lru_crawler metadump is a debugging aid
+// that walks the whole server, holds no prefix filter and may skip items),
+// a long id's key is a digest that cannot be turned back into the id, and
+// memcached has no stream or notification to announce revocations on. A
+// cache in front of it keeps "not revoked" answers for its NegativeTTL.
 package memcachestore
