@@ -78,6 +78,7 @@ type Guard struct {
 	crossOrigin  *http.CrossOriginProtection
 
 	sess *sessions // nil unless WithSessions; see session.go
+	obs  *observer // logs and metrics; see observe.go
 
 	// WWW-Authenticate values, built once by New.
 	challengeMissing, challengeInvalid, challengeRevoked string
@@ -172,6 +173,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		onError:          cfg.onError,
 		crossOrigin:      cfg.crossOrigin,
 		sess:             sess,
+		obs:              newObserver(&cfg),
 		challengeMissing: join(realm),
 		challengeInvalid: join(realm, `error="invalid_token"`),
 		challengeRevoked: join(realm, `error="invalid_token"`, `error_description="token revoked"`),

@@ -38,7 +38,8 @@ type config struct {
 	onError      func(r *http.Request, err error)
 	crossOrigin  *http.CrossOriginProtection // WithCrossOriginProtection; see crossorigin.go
 	now          func() time.Time
-	sessions     *Sessions // WithSessions; see session.go
+	sessions     *Sessions     // WithSessions; see session.go
+	observe      observeConfig // WithLogger, WithMeterProvider; see observe.go
 	errs         []error
 }
 

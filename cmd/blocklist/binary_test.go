@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,4 +405,72 @@ func TestUsage(t *testing.T) {
 	if r := run1(t, 0, "-h"); !strings.Contains(r.stderr, "revoke-session") {
 		t.Errorf("-h: %q", r.stderr)
 	}
+}
+
+// -admin does through a server's AdminHandler what -store does directly.
+func TestAdmin(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Redis(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	store := redisstore.New(client)
+	g := sessionGuard(t, store)
+	const adminToken = "s3cret-admin-token"
+	admin := http.StripPrefix("/admin", g.AdminHandler())
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+adminToken {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		admin.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	ad := func(args ...string) []string {
+		return append([]string{"-admin", hs.URL + "/admin/", "-admin-token", adminToken}, args...)
+	}
+
+	run1(t, 0, ad("revoke", "-ttl", "1h", "a/b c")...)
+	if r := run1(t, 0, ad("check", "a/b c")...); !strings.Contains(r.stdout, "revoked until") {
+		t.Errorf("check: %q", r.stdout)
+	}
+	run1(t, 1, ad("check", "a/b")...)
+	p, err := g.NewSession("dave", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := run1(t, 0, ad("-json", "revoke", "-token", p.AccessToken)...)
+	if v := jsonLines(t, out.stdout); len(v) != 1 || v[0]["sid"] != p.SessionID || v[0]["revoked"] != true {
+		t.Errorf("revoke -token: %v", v)
+	}
+	run1(t, 0, ad("revoke-session", p.SessionID)...)
+	if _, err := g.Refresh(t.Context(), p.RefreshToken); !errors.Is(err, jwtguard.ErrRevoked) {
+		t.Fatalf("refresh after revoke-session: %v", err)
+	}
+	q, err := g.NewSession("erin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run1(t, 0, ad("logout-all", "erin")...)
+	if _, err := g.Verify(t.Context(), q.AccessToken); !errors.Is(err, jwtguard.ErrRevoked) {
+		t.Fatalf("after logout-all: %v", err)
+	}
+	if r := run1(t, 0, ad("list", "-count")...); strings.TrimSpace(r.stdout) != "4" {
+		t.Errorf("list -count: %q; want 4", r.stdout)
+	}
+	out = run1(t, 0, ad("-json", "stats")...)
+	if v := jsonLines(t, out.stdout); len(v) != 1 || v[0]["revocations"] != 4.0 {
+		t.Errorf("stats: %v", v)
+	}
+	run1(t, 0, ad("doctor")...)
+	run1(t, 2, ad("watch")...)
+	run1(t, 2, "-admin", hs.URL+"/admin", "-admin-token", "wrong", "check", "x")
+	run1(t, 2, "-admin", hs.URL+"/admin", "check", "x") // no token
+
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	run1(t, 3, ad("check", "a/b c")...)
+	run1(t, 1, ad("doctor")...)
+	hs.Close()
+	run1(t, 3, ad("check", "a/b c")...)
 }

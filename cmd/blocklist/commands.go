@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/jwtguard"
 )
 
 // target is where the commands act: a store opened from a URL, or a
@@ -30,6 +29,8 @@ type target interface {
 	Watch(ctx context.Context, fn func(blocklist.Event)) error
 	// Doctor calls report for each thing it checked.
 	Doctor(ctx context.Context, report func(finding)) error
+	// Stats counts the live revocations, by jwtguard.IDKind.
+	Stats(ctx context.Context) (stats, error)
 	Close() error
 }
 
@@ -304,15 +305,7 @@ func cmdStats(args []string) (func(context.Context, env) error, error) {
 	return func(ctx context.Context, e env) error {
 		ctx, cancel := bounded(ctx, e.opts)
 		defer cancel()
-		st := stats{ByKind: map[string]int{}}
-		for _, k := range []string{jwtguard.KindToken, jwtguard.KindSignature, jwtguard.KindSession, jwtguard.KindSubject} {
-			st.ByKind[k] = 0
-		}
-		err := e.target.List(ctx, "", func(jti string, _ time.Time) error {
-			st.Revocations++
-			st.ByKind[jwtguard.IDKind(jti)]++
-			return nil
-		})
+		st, err := e.target.Stats(ctx)
 		if err != nil {
 			return err
 		}

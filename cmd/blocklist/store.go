@@ -283,3 +283,16 @@ func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstor
 		report(finding{Check: "announcements", OK: err == nil, Detail: errText(err, fmt.Sprintf("stream %q holds %d announcements", stream, n))})
 	}
 }
+
+func (t *storeTarget) Stats(ctx context.Context) (stats, error) {
+	st := stats{ByKind: map[string]int{}}
+	for _, k := range []string{jwtguard.KindToken, jwtguard.KindSignature, jwtguard.KindSession, jwtguard.KindSubject} {
+		st.ByKind[k] = 0
+	}
+	err := t.List(ctx, "", func(jti string, _ time.Time) error {
+		st.Revocations++
+		st.ByKind[jwtguard.IDKind(jti)]++
+		return nil
+	})
+	return st, err
+}
