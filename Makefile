@@ -16,11 +16,19 @@ CC_PKGS := gcc libc6-dev
 
 # -parallel 8: conformance subtests mostly sleep while entries expire, so
 # more of them than cores may wait at once.
+#
+# e2e/ is a module of its own (chromedp stays out of the core go.mod): the
+# demo's story in headless Chromium. `go test` with no package runs it in
+# its folder and prints where its screenshots went. No -race there: the
+# code under test is a separately built demo binary (race-tested in
+# cmd/demo), and a race build of chromedp would about double the run.
 test: deps vet
 	$(GO) test -race -parallel 8 $(GOTESTFLAGS) ./...
+	cd e2e && $(GO) test $(GOTESTFLAGS)
 
 vet:
 	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
 
 deps:
 	@pkgs=""; \
