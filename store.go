@@ -75,6 +75,13 @@ type Store interface {
 	// never revoked. Tokens that live for 90 days, or until the year 2100,
 	// work on every backend.
 	//
+	// An exp later than a backend's clock can hold is saturated, never
+	// wrapped around: the revocation then lasts until the latest time that
+	// clock holds, which is never before 2262-04-11T23:47:16Z (the end of
+	// int64 Unix nanoseconds). Revoke never refuses an exp for being too
+	// late, never returns nil having stored an already expired entry, and
+	// RevokedUntil reports the saturated end.
+	//
 	// When err is not nil the bool is meaningless and the caller must treat
 	// the token as not verified.
 	IsRevoked(ctx context.Context, jti string) (bool, error)
@@ -89,7 +96,8 @@ type ExpiryStore interface {
 
 	// RevokedUntil reports when the revocation of jti ends: the latest exp
 	// it was revoked with, never earlier than that exp truncated to the
-	// millisecond and at most one second later. It returns the zero Time
+	// millisecond (or than the saturated end, for an exp past what the
+	// backend holds: see IsRevoked) and at most one second later. It returns the zero Time
 	// when jti is not revoked now. Ids, contexts and errors follow the rules
 	// of IsRevoked.
 	RevokedUntil(ctx context.Context, jti string) (time.Time, error)

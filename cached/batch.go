@@ -37,7 +37,7 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	var small [4]int
 	missed := small[:0]
 	for i, jti := range jtis {
-		if e, ok := s.get(jti, now); ok {
+		if e, ok := s.get(jti, now, true); ok {
 			until[i] = answer(e, now)
 			continue
 		}

@@ -80,6 +80,11 @@ type entry struct {
 	until   int64 // unix nanoseconds; the answer holds while now < until
 	revoked bool
 	gen     uint32 // of a "not revoked" answer: it holds only while gen is current
+	// lowerBound marks a revoked entry whose until is an exp this Store
+	// revoked with or heard of, not one read from the next Store: the
+	// revocation may last longer (an earlier Revoke with a later exp), so
+	// it answers IsRevoked but RevokedUntil looks the end up.
+	lowerBound bool
 }
 
 // Stats are counters of a Store since New. Every field only grows; export
@@ -184,10 +189,10 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 }
 
 // get returns the entry of jti if it still holds at now, and counts the hit.
-func (s *Store) get(jti string, now int64) (entry, bool) {
+func (s *Store) get(jti string, now int64, needEnd bool) (entry, bool) {
 	s.mu.Lock()
 	e, ok := s.lru.Get(jti)
-	ok = ok && now < e.until && (e.revoked || e.gen == s.gen.Load())
+	ok = ok && now < e.until && (e.revoked || e.gen == s.gen.Load()) && !(needEnd && e.lowerBound)
 	if ok {
 		s.hits.Add(1)
 	}
@@ -242,7 +247,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 		return nil // nothing was stored: the token is dead anyway
 	}
 	s.mu.Lock()
-	s.putLocked(jti, entry{until: until, revoked: true}, now)
+	s.putRevokedLocked(jti, until, now)
 	s.revokes++
 	s.mu.Unlock()
 	if s.replica != nil {
@@ -284,7 +289,7 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 		return !until.IsZero(), err
 	}
 	now := s.now()
-	if e, ok := s.get(jti, now); ok {
+	if e, ok := s.get(jti, now, false); ok {
 		return e.revoked, nil
 	}
 	e, err := s.lookup(ctx, jti, now)
@@ -312,7 +317,7 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 		return s.replica.RevokedUntil(ctx, jti)
 	}
 	now := s.now()
-	e, ok := s.get(jti, now)
+	e, ok := s.get(jti, now, true)
 	if !ok {
 		var err error
 		if e, err = s.lookup(ctx, jti, now); err != nil {
@@ -446,6 +451,19 @@ func (s *Store) fill(jti string, e entry, now int64, revokes uint64) entry {
 	}
 	s.mu.Unlock()
 	return e
+}
+
+// putRevokedLocked caches that jti is revoked at least until until, an exp
+// this Store just revoked with or heard of. The next Store keeps the latest
+// exp of every revocation of jti, so the end is known only when the entry
+// cached is an end read from it, still live: then it is the later of the
+// two. Otherwise the entry is a lower bound. s.mu must be held.
+func (s *Store) putRevokedLocked(jti string, until, now int64) {
+	e := entry{until: until, revoked: true, lowerBound: true}
+	if old, ok := s.lru.Peek(jti); ok && old.revoked && !old.lowerBound && old.until > now {
+		e.lowerBound = false
+	}
+	s.putLocked(jti, e, now)
 }
 
 // putLocked merges e into the entry of jti and returns the entry kept.

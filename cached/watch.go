@@ -116,7 +116,7 @@ func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 		now := s.now()
 		if until := unixNano(ev.Exp); until > now {
 			s.mu.Lock()
-			s.putLocked(ev.JTI, entry{until: until, revoked: true}, now)
+			s.putRevokedLocked(ev.JTI, until, now)
 			s.revokes++ // lookups in flight may predate it (see Store.revokes)
 			s.mu.Unlock()
 		}

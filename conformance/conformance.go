@@ -1,7 +1,8 @@
 // Package conformance is the test suite every blocklist.Store runs to prove
 // it keeps the contract written in package blocklist: exact ids, expiry on
-// time, monotonic revocation, context handling, errors instead of a silent
-// "not revoked", and safety under concurrent use.
+// time, far-future exps saturated rather than wrapped, monotonic
+// revocation, context handling, errors instead of a silent "not revoked",
+// and safety under concurrent use.
 //
 // Every backend of this module runs it, and so can a third party's, from its
 // own module, with one test function:
@@ -93,6 +94,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blocklist.Store, opts ...Opti
 		{"PastExpiry", testPastExpiry},
 		{"Expiry", testExpiry},
 		{"LongExpiry", testLongExpiry},
+		{"FarFuture", testFarFuture}, // farfuture.go
 		{"Monotonic", testMonotonic},
 		{"ConcurrentMonotonic", testConcurrentMonotonic},
 		{"DoneContext", testDoneContext},
@@ -356,6 +358,17 @@ func testMonotonic(t *testing.T, s blocklist.Store) {
 	revoke(t, s, "twice", long)
 	revoke(t, s, "twice", long)
 	for _, jti := range []string{"long-then-short", "short-then-long", "twice"} {
+		wantUntil(t, s, jti, long)
+	}
+	// Long revocations of several ids, then a short one of each, each
+	// checked at once: a store that reports the exp it was last given (a
+	// cache that has forgotten the long one) ends them early.
+	for i := range 3 {
+		revoke(t, s, fmt.Sprintf("long-%d", i), long)
+	}
+	for i := range 3 {
+		jti := fmt.Sprintf("long-%d", i)
+		revoke(t, s, jti, short)
 		wantUntil(t, s, jti, long)
 	}
 	waitUntil(short.Add(time.Second + slack))

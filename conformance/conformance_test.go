@@ -47,6 +47,8 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"ignores-exp":           "Expiry",
 		"rounds-down-to-second": "Expiry",
 		"forgets-after-30-days": "LongExpiry",
+		"wraps-milliseconds":    "FarFuture",
+		"refuses-far-future":    "FarFuture",
 		"overwrites-exp":        "Monotonic",
 		"read-modify-write":     "ConcurrentMonotonic",
 		"ignores-context":       "DoneContext",
@@ -161,6 +163,15 @@ func (b *broken) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	case "forgets-after-30-days":
 		if exp.Sub(now) > 30*24*time.Hour {
 			return nil // read as an absolute time in 1970: expired at once
+		}
+	case "wraps-milliseconds":
+		// int64 milliseconds, unchecked, as a Redis client would send
+		// them: beyond the year 292,278,994 they wrap to the past (or to
+		// 1970 at 2^64), and the revocation is stored already expired.
+		exp = time.UnixMilli(exp.UnixMilli())
+	case "refuses-far-future":
+		if exp.UnixMilli() < 0 {
+			return errors.New("broken: invalid expire time") // as Redis answers a negative one
 		}
 	case "overwrites-exp", "read-modify-write":
 		return b.overwrite(ctx, jti, exp)

@@ -66,7 +66,8 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 // Redis creates the key only if it does not exist, atomically, so of any
 // number of callers in any number of processes exactly one gets OK. A key
 // exists exactly while its revocation lasts, so "exists" is "revoked now".
-// exp is rounded up to the millisecond, as in Revoke.
+// exp is rounded up to the millisecond and saturated at the latest expiry
+// Redis holds, as in Revoke.
 //
 // When it wins, it announces the revocation on the stream (see Watch): on
 // a single server in the same round trip, with a script that runs the SET
@@ -84,10 +85,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	if !exp.After(time.Now()) {
 		return false, nil
 	}
-	ms := exp.UnixMilli()
-	if exp.After(time.UnixMilli(ms)) {
-		ms++
-	}
+	ms := expiryMillis(exp)
 	if s.stream != "" && s.oneNode {
 		// The SET NX and, only when it won, the announcement, atomically
 		// in one round trip.

@@ -39,6 +39,12 @@
 //	SET blocklist:<jti> 1 PXAT <exp-ms> NX
 //	EXEC
 //
+// An exp later than Redis can hold (math.MaxInt64 Unix milliseconds, in the
+// year 292,278,994: PEXPIREAT and SET ... PXAT refuse a larger number with
+// "invalid expire time") is stored as that latest expiry, in the key and
+// in its announcement; a writer in another language must clamp the same
+// way rather than let the number wrap.
+//
 // Ids are stored raw: Redis keys are binary-safe, so any byte string of 1 to
 // blocklist.MaxIDLen bytes is its own key and no two ids collide. A key that
 // exists without an expiry (written by something other than this package)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -15,8 +16,9 @@ const DefaultPrefix = "blocklist:"
 
 // forever is what RevokedUntil reports for a key that exists without an
 // expiry: something other than this package wrote it, and IsRevoked answers
-// true for it until it is deleted.
-var forever = time.Date(9999, time.December, 31, 23, 59, 59, 0, time.UTC)
+// true for it until it is deleted. It is the latest expiry Redis can hold,
+// so no revocation this package writes reports a later end.
+var forever = expiry.MaxMilli
 
 var errNilClient = errors.New("redisstore: New was given a nil client")
 
@@ -119,8 +121,9 @@ func (s *Store) check(ctx context.Context, op, jti string) error {
 
 // Revoke records that jti is revoked until exp: the key prefix+jti then
 // expires at exp, rounded up to the next millisecond so that it never
-// expires early. If exp is not in the future, Revoke stores nothing and
-// returns nil. Revoking again never shortens a revocation: the key expires
+// expires early, or at the latest expiry Redis holds (the year 292,278,994) when exp
+// is later.
+// If exp is not in the future, Revoke stores nothing and returns nil. Revoking again never shortens a revocation: the key expires
 // at the latest exp it was given, even when callers in many processes revoke
 // the same id at once. The write is one round trip to the master that owns
 // the key.
@@ -137,11 +140,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if !exp.After(time.Now()) {
 		return nil
 	}
-	// Round up: the key must not vanish before the token is dead.
-	ms := exp.UnixMilli()
-	if exp.After(time.UnixMilli(ms)) {
-		ms++
-	}
+	ms := expiryMillis(exp)
 	key := s.key(jti)
 
 	// The write is a transaction of two single-key commands:
@@ -217,6 +216,19 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	return nil
 }
 
+// expiryMillis is the Redis expiry of a revocation until exp, a time after
+// now: exp in Unix milliseconds, rounded up so that the key never vanishes
+// before the token is dead, and saturated at the latest expiry Redis
+// accepts instead of wrapping around (to a past time, which would store an
+// already expired key, or to a negative one, which Redis refuses).
+//
+// That latest expiry is math.MaxInt64 Unix milliseconds,
+// 292278994-08-17T07:12:55.807Z: PEXPIREAT and SET ... PXAT take a signed
+// 64-bit millisecond count and answer "invalid expire time" for anything
+// larger or not positive (expireGenericCommand and
+// getExpireMillisecondsOrReply in the Redis source).
+func expiryMillis(exp time.Time) int64 { return expiry.CeilMillis(exp) }
+
 // IsRevoked reports whether jti is revoked now, that is whether the key
 // prefix+jti exists. Redis removes the key at its expiry, so the answer
 // turns false when the token's exp passes, by the Redis server's clock. It
@@ -251,8 +263,8 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 // RevokedUntil reports when the revocation of jti ends: the latest exp it
 // was revoked with, rounded up to the millisecond, read with one PEXPIRETIME
 // (Redis 7.0 or later). It returns the zero Time when jti is not revoked
-// now, and the last second of the year 9999 for a key that exists without
-// an expiry. Errors are as in IsRevoked.
+// now, and the latest expiry Redis holds (the year 292,278,994) for a key
+// that exists without an expiry. Errors are as in IsRevoked.
 func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
 	if err := s.check(ctx, "revoked until", jti); err != nil {
 		return time.Time{}, err
