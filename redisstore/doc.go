@@ -68,16 +68,20 @@
 // cluster-node-timeout and an election (two to three seconds with a
 // timeout of one second). A dead master sends no MOVED, so go-redis would
 // keep sending that master's slots to the dead address until its next
-// periodic reload of the slot map (a minute by default): the Store asks
-// the client to reload it (ClusterClient.ReloadState) after every failure
-// that a stale map can explain (a refused or broken connection, a timeout,
-// CLUSTERDOWN, MOVED, TRYAGAIN), and go-redis spaces reloads at least
-// 200 ms apart. Calls to a failed master's slots therefore succeed again
-// within about half a second of the promotion, with the caller's default
-// ClusterClient. Run the cluster with "cluster-require-full-coverage no":
-// with the default (yes) every master refuses every command while one
-// master's slots are unserved, so one failing master stops every logout
-// and every check until its replica takes over.
+// periodic reload of the slot map (a minute by default). The Store asks
+// the client to reload it (ClusterClient.ReloadState) after any failure a
+// stale map can explain (a refused or broken connection, a timeout,
+// CLUSTERDOWN, MOVED, TRYAGAIN), and again every 200 ms for as long as such
+// failures keep coming (and five seconds after the last), so with the
+// caller's default ClusterClient every call that starts more than about
+// half a second after the promotion goes to the new master. Calls already
+// sent to the dead master fail when the client's retries end (about two
+// seconds with go-redis's defaults) or at their deadline. Calls to the
+// other masters' slots are not affected, provided the cluster runs with
+// "cluster-require-full-coverage no": with the default (yes) every master
+// refuses every command while one master's slots are unserved, so one
+// failing master stops every logout and every check until its replica
+// takes over.
 //
 // Cluster hashes only the part of a key inside its first non-empty {...}, if
 // there is one. Keep braces out of the prefix, or every revocation lands in

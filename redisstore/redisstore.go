@@ -23,8 +23,10 @@ var forever = expiry.MaxMilli
 var errNilClient = errors.New("redisstore: New was given a nil client")
 
 // Store is a blocklist.ExpiryStore backed by Redis. Create it with [New]; it
-// is safe for concurrent use, holds no state besides its client and prefix,
-// and needs no closing (close the client instead, when done with both).
+// is safe for concurrent use and needs no closing (close the client
+// instead, when done with both). Its only state besides its configuration
+// is, on Cluster, the timer of the slot map reloads that follow failures
+// (see the package documentation), which stops by itself.
 type Store struct {
 	client redis.UniversalClient
 	prefix string
@@ -39,6 +41,8 @@ type Store struct {
 	// writes do not wait.
 	waitReplicas int
 	waitMS       int64
+	// reload drives the slot map reloads after failures on Cluster.
+	reload *reloadState
 }
 
 var _ blocklist.ExpiryStore = (*Store)(nil)
@@ -88,7 +92,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		panic(cfg.err)
 	}
 	s := &Store{client: client, prefix: cfg.prefix, streamMax: cfg.streamMax,
-		waitReplicas: cfg.waitReplicas, waitMS: cfg.waitMS}
+		waitReplicas: cfg.waitReplicas, waitMS: cfg.waitMS, reload: new(reloadState)}
 	if !cfg.noEvents {
 		s.stream = cfg.prefix
 	}

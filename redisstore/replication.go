@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +43,12 @@ var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough 
 // (3 s by default) and below the callers' deadlines: go-redis ends the read
 // at whichever comes first, and the write then fails with a timeout instead
 // of ErrNotReplicated.
+//
+// After a failover the promoted replica has no replica of its own until
+// another one (the old master restarted, typically) has synchronised with
+// it: meanwhile its slots' writes return ErrNotReplicated under
+// WithWait(1, …). Run two replicas per master to keep them acknowledged
+// through a failover.
 //
 // numReplicas 0 turns waiting off (the default). A negative numReplicas, or
 // a timeout under a millisecond with numReplicas above 0 (WAIT counts whole
@@ -317,16 +324,54 @@ func (s *Store) nodeAt(ctx context.Context, addr string) (*redis.Client, error) 
 // noteFailure asks a Cluster client to reload its slot map when err may
 // mean that the map is stale: a master that died sends no MOVED, so
 // go-redis, left to itself, keeps sending its slots' commands to the dead
-// address until its next periodic reload (a minute by default). The reload
-// runs in the background, coalesced with any other in flight (go-redis
-// spaces them at least 200 ms apart), so calling it on every failure costs
-// little.
+// address until its next periodic reload (a minute by default). Calls in
+// flight to the dead master fail only once the client's retries end
+// (about two seconds with go-redis's defaults), so one reload per failure
+// could come that late after the promotion; instead, while failures keep
+// coming, the map is reloaded every reloadEvery, until reloadFor has
+// passed without one. Each reload is one CLUSTER SLOTS, run in the
+// background by go-redis, which spaces reloads at least 200 ms apart.
 func (s *Store) noteFailure(err error) {
-	cluster, ok := s.client.(*redis.ClusterClient)
-	if !ok || err == nil || !topologyMayHaveChanged(err) {
+	if err == nil || !topologyMayHaveChanged(err) {
 		return
 	}
+	cluster, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	s.reload.lastFailure.Store(time.Now().UnixNano())
 	cluster.ReloadState(context.Background())
+	if s.reload.running.CompareAndSwap(false, true) {
+		go s.reloadWhileFailing(cluster)
+	}
+}
+
+const (
+	reloadEvery = 200 * time.Millisecond
+	reloadFor   = 5 * time.Second
+)
+
+// reloadState is the state of the slot map reloads of one Store.
+type reloadState struct {
+	lastFailure atomic.Int64 // unix ns of the last failure noted
+	running     atomic.Bool  // reloadWhileFailing runs
+}
+
+func (s *Store) reloadWhileFailing(cluster *redis.ClusterClient) {
+	t := time.NewTicker(reloadEvery)
+	defer t.Stop()
+	for range t.C {
+		if time.Since(time.Unix(0, s.reload.lastFailure.Load())) > reloadFor {
+			s.reload.running.Store(false)
+			// A failure noted between the check and the Store above
+			// found running set and started nothing: go on for it.
+			if time.Since(time.Unix(0, s.reload.lastFailure.Load())) > reloadFor ||
+				!s.reload.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+		cluster.ReloadState(context.Background())
+	}
 }
 
 // topologyMayHaveChanged reports whether err is a failure the cluster's
