@@ -22,12 +22,19 @@ CC_PKGS := gcc libc6-dev
 # its folder and prints where its screenshots went. No -race there: the
 # code under test is a separately built demo binary (race-tested in
 # cmd/demo), and a race build of chromedp would about double the run.
+#
+# contrib/ holds the framework adapters, each a module of its own (gin and
+# gRPC stay out of the core go.mod), race-tested like the core.
+CONTRIB := contrib/ginguard contrib/grpcguard
+
 test: deps vet
 	$(GO) test -race -parallel 8 $(GOTESTFLAGS) ./...
+	for m in $(CONTRIB); do (cd $$m && $(GO) test -race $(GOTESTFLAGS) ./...) || exit 1; done
 	cd e2e && $(GO) test $(GOTESTFLAGS)
 
 vet:
 	$(GO) vet ./...
+	for m in $(CONTRIB); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	cd e2e && $(GO) vet ./...
 
 deps:

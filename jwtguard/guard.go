@@ -192,25 +192,46 @@ func serviceUnavailable(w http.ResponseWriter, _ *http.Request, _ error) {
 // WithCrossOriginProtection), or gets 403.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return g.crossOriginChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _, err := g.extract(r)
-		if err != nil {
-			g.refuse(w, r, err)
-			return
-		}
-		t, err := g.check(r.Context(), raw)
+		authed, err := g.Authenticate(r)
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
+			next.ServeHTTP(w, authed)
+		case errors.Is(err, ErrNoToken), errors.Is(err, ErrInvalidToken), errors.Is(err, ErrRevoked):
 			g.refuse(w, r, err)
-			return
-		case g.failOpen && t != nil:
-			g.onError(r, err)
+		case errors.Is(err, ErrCrossOrigin):
+			// Only when the trusted origins changed since the check above.
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		default:
 			g.errorHandler(w, r, err)
-			return
 		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), t)))
 	}))
+}
+
+// Authenticate is what the middleware does to a request, without writing a
+// response, for adapters to other frameworks and protocols: it takes the
+// token of r as TokenFromRequest does, verifies it as Verify does, and
+// returns a shallow copy of r whose context holds the token
+// (TokenFromContext). r is never modified.
+//
+// Otherwise the request is nil and the error wraps ErrNoToken,
+// ErrInvalidToken or ErrRevoked (the middleware answers 401),
+// ErrCrossOrigin (403), or the Store's failure (503). When only the Store
+// failed and the Guard fails open (WithFailOpen), Authenticate hands the
+// error and r to the WithFailOpen function and returns the request with
+// the token and a nil error.
+func (g *Guard) Authenticate(r *http.Request) (*http.Request, error) {
+	raw, err := g.TokenFromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	t, err := g.check(r.Context(), raw)
+	if err != nil {
+		if !g.failOpen || t == nil {
+			return nil, err
+		}
+		g.onError(r, err)
+	}
+	return r.WithContext(NewContext(r.Context(), t)), nil
 }
 
 // Verify does what the middleware does with a token, for flows that are not
