@@ -100,6 +100,7 @@ func startDemo(t *testing.T, bin string, args ...string) *demo {
 	d := &demo{log: &syncBuffer{}}
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Stderr = d.log
+	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +171,7 @@ type exchange struct {
 	request   string // "METHOD URL"
 	fetchSite string // the Sec-Fetch-Site header the browser sent
 	tokenSent bool   // the token cookie went along
+	extraInfo bool   // the two fields above are known
 	status    int    // 0 until the response arrives
 }
 
@@ -186,6 +188,7 @@ func newTab(t *testing.T, browserCtx context.Context, s *shots) *tab {
 			b.exchange(ev.RequestID).request = ev.Request.Method + " " + ev.Request.URL
 		case *network.EventRequestWillBeSentExtraInfo:
 			x := b.exchange(ev.RequestID)
+			x.extraInfo = true
 			for name, v := range ev.Headers {
 				if strings.EqualFold(name, "Sec-Fetch-Site") {
 					x.fetchSite = fmt.Sprint(v)
@@ -218,7 +221,8 @@ func (b *tab) exchange(id network.RequestID) *exchange {
 }
 
 // lastExchange waits until the tab has seen the response to the last
-// request "METHOD URL" it sent, and returns that exchange.
+// request "METHOD URL" it sent, and the headers and cookies sent with it,
+// and returns that exchange.
 func (b *tab) lastExchange(request string) exchange {
 	b.t.Helper()
 	deadline := time.Now().Add(stepTimeout)
@@ -226,7 +230,7 @@ func (b *tab) lastExchange(request string) exchange {
 		b.mu.Lock()
 		for i := len(b.order) - 1; i >= 0; i-- {
 			if x := b.exchanges[b.order[i]]; x.request == request {
-				if x.status != 0 {
+				if x.status != 0 && x.extraInfo {
 					b.mu.Unlock()
 					return *x
 				}

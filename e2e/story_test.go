@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -24,10 +25,14 @@ import (
 // log the user out, with fetch and with a form, and is refused.
 func TestStory(t *testing.T) {
 	browserPath := chromiumPath(t)
+	start := time.Now()
 	bin := buildDemo(t) // bounded by go test -timeout: a cold build on a loaded machine takes minutes
+	t.Logf("demo built in %v", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
+	start = time.Now()
 	browser := startBrowser(t, ctx, browserPath)
+	t.Logf("browser started in %v", time.Since(start).Round(time.Millisecond))
 	shots := newShots(t)
 	defer fmt.Printf("e2e: screenshots of each step in %s\n", shots.dir)
 
