@@ -41,6 +41,10 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 			until[i] = answer(e, now)
 			continue
 		}
+		if e, ok := s.stale(ctx, jti, now); ok {
+			until[i] = answer(e, now)
+			continue
+		}
 		missed = append(missed, i)
 	}
 	if len(missed) == 0 {
@@ -66,13 +70,23 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	revokes := s.revokes
 	s.mu.Unlock()
 	negative := s.negativeEntry(now)
-	got := make([]time.Time, len(ids))
-	lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
+	timeout := s.lookupTimeout
+	if WatchState(s.state.Load()) == WatchLost {
+		timeout = min(timeout, LostLookupTimeout)
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Stop waiting when the watch is lost meanwhile: the next Store is
+	// likely unreachable or silent.
+	defer context.AfterFunc(s.lostSignal(), cancel)()
 	s.backendCalls.Add(1)
-	if err := blocklist.RevokedUntilEach(lctx, s.expiry, ids, got); err != nil {
+	got, err := bounded(lctx, func(ctx context.Context) ([]time.Time, error) {
+		got := make([]time.Time, len(ids))
+		return got, blocklist.RevokedUntilEach(ctx, s.expiry, ids, got)
+	})
+	if err != nil {
 		s.errors.Add(1)
-		return err
+		return s.staleEach(ctx, jtis, until, missed, now, err)
 	}
 	for k, i := range missed {
 		e := negative
@@ -80,6 +94,20 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 			e = entry{until: unixNano(got[k]), revoked: true}
 		}
 		until[i] = answer(s.fill(ids[k], e, now, revokes), now)
+	}
+	return nil
+}
+
+// staleEach answers the ids of jtis at missed from stale-if-error, after
+// the next Store failed with err; it returns err unless every one of them
+// has a stale answer.
+func (s *Store) staleEach(ctx context.Context, jtis []string, until []time.Time, missed []int, now int64, err error) error {
+	for _, i := range missed {
+		e, ok := s.stale(ctx, jtis[i], now)
+		if !ok {
+			return err
+		}
+		until[i] = answer(e, now)
 	}
 	return nil
 }

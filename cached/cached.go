@@ -65,6 +65,22 @@ type Store struct {
 	stopWatch        context.CancelFunc // nil without a watch
 	watchDone        chan struct{}
 	closeOnce        sync.Once
+	// lostCh is closed when the watch is lost, so that checks waiting for
+	// a lookup begun while it was live stop waiting: the next Store is
+	// likely unreachable or silent. A new one is made when it is back.
+	lostMu     sync.Mutex
+	lostCtx    context.Context
+	lostCancel context.CancelFunc
+
+	// Stale-if-error (WithStaleIfError). staleFrom is when the watch was
+	// lost after being live (unix nanoseconds; 0 while no stale answer may
+	// be given), staleGen the generation of the "not revoked" answers then
+	// complete, staleReplica whether the replica was complete then.
+	staleIfError int64 // nanoseconds; 0 is off
+	staleFrom    atomic.Int64
+	staleGen     atomic.Uint32
+	staleReplica atomic.Bool
+	staleAnswers atomic.Uint64
 
 	// The replica (replica mode only): every live revocation, answered
 	// while replicaReady.
@@ -123,6 +139,15 @@ type Stats struct {
 	// ReplicaReady reports whether the replica answers checks now: loaded,
 	// and the watch live.
 	ReplicaReady bool
+
+	// StaleSince is when the watch was last known complete, while
+	// WithStaleIfError may answer checks from memory now (the watch is
+	// lost, and less than its d has passed since); the zero Time otherwise.
+	// Answers given now may be as stale as time.Since(StaleSince).
+	StaleSince time.Time
+	// StaleAnswers counts checks answered from memory because the next
+	// Store failed (WithStaleIfError).
+	StaleAnswers uint64
 }
 
 // New returns a Store that caches the answers of next. Options are applied
@@ -176,7 +201,9 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 		clock:         cfg.clock,
 
 		watchNegativeTTL: int64(cfg.watchNegativeTTL),
+		staleIfError:     int64(cfg.staleIfError),
 	}
+	s.lostCtx, s.lostCancel = context.WithCancel(context.Background())
 	s.expiry, _ = next.(blocklist.ExpiryStore)
 	if watcher != nil && !cfg.noWatch {
 		if cfg.replica {
@@ -292,8 +319,14 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if e, ok := s.get(jti, now, false); ok {
 		return e.revoked, nil
 	}
+	if e, ok := s.stale(ctx, jti, now); ok {
+		return e.revoked, nil
+	}
 	e, err := s.lookup(ctx, jti, now)
 	if err != nil {
+		if e, ok := s.stale(ctx, jti, now); ok {
+			return e.revoked, nil
+		}
 		return false, err
 	}
 	return e.revoked && now < e.until, nil
@@ -319,9 +352,15 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	now := s.now()
 	e, ok := s.get(jti, now, true)
 	if !ok {
+		e, ok = s.stale(ctx, jti, now)
+	}
+	if !ok {
 		var err error
 		if e, err = s.lookup(ctx, jti, now); err != nil {
-			return time.Time{}, err
+			var stale bool
+			if e, stale = s.stale(ctx, jti, now); !stale {
+				return time.Time{}, err
+			}
 		}
 	}
 	if !e.revoked || now >= e.until {
@@ -348,6 +387,10 @@ func (s *Store) Stats() Stats {
 	if s.replica != nil {
 		st.ReplicaSize = s.replica.Len()
 	}
+	if from, ok := s.staleWindow(s.now()); ok {
+		st.StaleSince = time.Unix(0, from)
+	}
+	st.StaleAnswers = s.staleAnswers.Load()
 	return st
 }
 
@@ -362,11 +405,19 @@ func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error
 		// The watch is not live: this answer must come from a read made
 		// after the call began, not from a lookup already in flight, which
 		// may have read the next Store before a revocation this Store has
-		// not heard of. Each caller reads for itself, under its context.
-		lctx, cancel := context.WithTimeout(ctx, s.lookupTimeout)
+		// not heard of. Each caller reads for itself, under its context;
+		// while lost, briefly.
+		timeout := s.lookupTimeout
+		if st == WatchLost {
+			timeout = min(timeout, LostLookupTimeout)
+		}
+		lctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return s.fetch(lctx, jti, now)
+		return bounded(lctx, func(ctx context.Context) (entry, error) {
+			return s.fetch(ctx, jti, now)
+		})
 	}
+	lost := s.lostSignal()
 	// The lookup runs in its own goroutine, detached from the caller's
 	// cancellation: one caller giving up must not fail the others sharing
 	// it. WithLookupTimeout bounds it instead.
@@ -383,6 +434,32 @@ func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error
 		return r.Val.(entry), nil
 	case <-ctx.Done():
 		return entry{}, fmt.Errorf("cached: %w", ctx.Err())
+	case <-lost.Done():
+		return entry{}, errLookupAbandoned
+	}
+}
+
+// bounded calls f under ctx and returns its error, or an error wrapping
+// ctx.Err() as soon as ctx is done even if f has not returned: a next
+// Store may not honour its context (a go-redis client without
+// ContextTimeoutEnabled waits for its own ReadTimeout), and a check must
+// not wait for it. f then finishes in the background, its result dropped.
+func bounded[T any](ctx context.Context, f func(ctx context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("cached: %w", ctx.Err())
 	}
 }
 

@@ -54,13 +54,22 @@
 //   - while the watch is live, "not revoked" answers are kept for
 //     WatchNegativeTTL (one minute by default) instead of NegativeTTL,
 //     since any revocation will arrive as an announcement;
-//   - when the watch is lost (the stream cannot be read), every "not
-//     revoked" entry is distrusted at once (a generation counter compared
-//     on read: no sweep, no allocation), none is cached, and each check of
-//     a token not known to be revoked asks the next Store itself, until the
-//     watch is back and has delivered everything it missed. A revocation
-//     made while this instance was deaf is therefore never answered "not
-//     revoked": the check errors, or reads the next Store after it.
+//   - when the watch is lost (the first failed read of the stream, or a
+//     server silent for redisstore.WatchSilenceBound), every "not revoked"
+//     entry is distrusted at once (a generation counter compared on read:
+//     no sweep, no allocation), none is cached, and each check of a token
+//     not known to be revoked asks the next Store itself, until the watch
+//     is back and has delivered everything it missed (Resumed) or started
+//     over (Synced). A revocation made while this instance was deaf is
+//     therefore never answered "not revoked": the check errors, or reads
+//     the next Store after it.
+//
+// A check never waits long for a Store that has gone silent: a lookup in
+// flight when the watch is lost stops waiting then, and while the watch is
+// lost each lookup waits at most LostLookupTimeout, whatever the client's
+// own timeouts. Over redisstore a check of a frozen or killed server thus
+// returns within about redisstore.WatchSilenceBound plus LostLookupTimeout:
+// with an error (fail closed), or, with WithStaleIfError, from memory.
 //
 // How stale a "not revoked" answer can be, for a revocation made by another
 // instance through a Store that announces it:
@@ -68,6 +77,8 @@
 //	state of the watch (Stats.Watch)   staleness bound of "not revoked"
 //	off (no WatchStore, WithoutWatch)  NegativeTTL (default 1 s)
 //	starting, lost                     none: every such check reads the next Store
+//	lost, WithStaleIfError(d)          d after the watch was lost (see the option),
+//	                                   for checks the next Store fails to answer
 //	live                               the propagation delay (ms); WatchNegativeTTL
 //	                                   (default 1 min) for a write that bypassed
 //	                                   the announcements

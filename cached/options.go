@@ -34,6 +34,13 @@ const (
 	// WithLookupTimeout is not given.
 	DefaultLookupTimeout = 5 * time.Second
 
+	// LostLookupTimeout bounds one lookup in the next Store while the
+	// watch is lost (Stats.Watch is WatchLost), when WithLookupTimeout is
+	// longer: the next Store is then likely unreachable or silent, and a
+	// check must fail closed, or answer stale (WithStaleIfError), promptly
+	// rather than wait for it.
+	LostLookupTimeout = 250 * time.Millisecond
+
 	// DefaultWatchNegativeTTL is how long a "not revoked" answer is reused
 	// while the watch is live, when WithWatchNegativeTTL is not given.
 	DefaultWatchNegativeTTL = time.Minute
@@ -53,6 +60,7 @@ type config struct {
 	noWatch          bool
 	watchNegativeTTL time.Duration
 	replica          bool
+	staleIfError     time.Duration
 }
 
 func (c *config) fail(format string, args ...any) {
@@ -178,4 +186,38 @@ func WithWatchNegativeTTL(d time.Duration) Option {
 // "Replica mode", for what it costs.
 func WithReplica() Option {
 	return func(c *config) { c.replica = true }
+}
+
+// WithStaleIfError lets the Store answer from memory when the next Store
+// fails, for at most d after its watch was last known complete (the term
+// and the idea are RFC 5861's stale-if-error). Default off (0): every
+// check that needs the next Store fails closed while it cannot answer. A
+// negative d makes New return an error; without a watch it has no effect.
+//
+// It applies only while the watch is lost (Stats.Watch is WatchLost) after
+// having been live: a check that the next Store fails to answer is then
+// answered from what this Store held when the watch was lost: in replica
+// mode the whole replica; otherwise the cached answer for the id, if any
+// (an id with no cached answer still fails). Once d has passed since the
+// watch was lost, checks fail closed again. Stats.StaleSince and
+// Stats.StaleAnswers show when answers are stale and how many were given.
+//
+// The risk, exactly: a token revoked during the window may be answered
+// "not revoked" for up to d. That covers the revocations Redis acknowledged
+// but had not delivered to this Store when the failure began (over
+// redisstore the watch reports a silent server within
+// redisstore.WatchSilenceBound, so also those made that long before it was
+// reported), and, when only this instance is cut off (a network partition,
+// while other instances still reach Redis and revoke), every revocation
+// made anywhere during the window. That is why it is off by default:
+// choose it only when a Redis outage must not be an API outage and d is a
+// staleness the service accepts.
+func WithStaleIfError(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("WithStaleIfError(%v): must not be negative", d)
+			return
+		}
+		c.staleIfError = d
+	}
 }

@@ -97,11 +97,89 @@ func (s *Store) runWatch(ctx context.Context, w blocklist.WatchStore) {
 // state is written before the generation; lookups read them in the other
 // order (see negativeEntry).
 func (s *Store) setState(st WatchState) {
+	if st == WatchLost {
+		s.recordStale()
+	} else {
+		s.staleFrom.Store(0)
+	}
 	if st != WatchLive {
 		s.replicaReady.Store(false)
 	}
 	s.state.Store(int32(st))
 	s.gen.Add(1)
+	s.lostMu.Lock()
+	switch {
+	case st == WatchLost:
+		s.lostCancel() // lookups in flight stop waiting
+	case s.lostCtx.Err() != nil:
+		s.lostCtx, s.lostCancel = context.WithCancel(context.Background())
+	}
+	s.lostMu.Unlock()
+}
+
+// errLookupAbandoned is what a check waiting for a lookup gets when the
+// watch is lost meanwhile.
+var errLookupAbandoned = errors.New("cached: lookup abandoned: the watch lost the next store")
+
+// lostSignal returns a context canceled once the watch is lost.
+func (s *Store) lostSignal() context.Context {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	return s.lostCtx
+}
+
+// recordStale notes, as the watch is lost, what stale-if-error may answer
+// from: the "not revoked" answers of the current generation and the
+// replica, if the watch was live and so complete until now.
+func (s *Store) recordStale() {
+	if s.staleIfError == 0 || WatchState(s.state.Load()) != WatchLive {
+		return
+	}
+	s.staleGen.Store(s.gen.Load())
+	s.staleReplica.Store(s.replicaReady.Load())
+	s.staleFrom.Store(s.now())
+}
+
+// staleWindow reports whether stale-if-error may answer at now, and since
+// when the watch was lost.
+func (s *Store) staleWindow(now int64) (int64, bool) {
+	from := s.staleFrom.Load()
+	if from == 0 || now >= sat(from, s.staleIfError) || WatchState(s.state.Load()) != WatchLost {
+		return 0, false
+	}
+	return from, true
+}
+
+// stale returns the answer stale-if-error gives for jti at now, after the
+// next Store failed: from the replica if it was complete when the watch
+// was lost, else from a cached answer that was. A caller whose context
+// ended gets none: its lookup did not fail, it gave up.
+func (s *Store) stale(ctx context.Context, jti string, now int64) (entry, bool) {
+	if ctx.Err() != nil {
+		return entry{}, false
+	}
+	if _, ok := s.staleWindow(now); !ok {
+		return entry{}, false
+	}
+	if s.staleReplica.Load() {
+		until, err := s.replica.RevokedUntil(context.Background(), jti)
+		if err != nil {
+			return entry{}, false
+		}
+		s.staleAnswers.Add(1)
+		if until.IsZero() {
+			return entry{until: sat(now, 1)}, true
+		}
+		return entry{until: unixNano(until), revoked: true}, true
+	}
+	s.mu.Lock()
+	e, ok := s.lru.Peek(jti)
+	s.mu.Unlock()
+	if !ok || now >= e.until || !e.revoked && e.gen != s.staleGen.Load() {
+		return entry{}, false
+	}
+	s.staleAnswers.Add(1)
+	return e, true
 }
 
 // onEvent applies one event of the watch.

@@ -1,0 +1,287 @@
+package cached_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/chaosproxy"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+func proxied(t *testing.T, addr string) *chaosproxy.Proxy {
+	t.Helper()
+	p, err := chaosproxy.New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// staleCounter checks ids on a Store from several goroutines until
+// stopped, and counts the stale answers: "not revoked" for an id whose
+// Revoke had returned before the check began.
+type staleCounter struct {
+	revoked       sync.Map // jti -> struct{}
+	checks, stale atomic.Int64
+	errs          atomic.Int64
+	firstStale    atomic.Value // string
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+func countStale(c *cached.Store, ids []string, workers int) *staleCounter {
+	sc := &staleCounter{stop: make(chan struct{})}
+	for w := range workers {
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			for i := w; ; i++ {
+				select {
+				case <-sc.stop:
+					return
+				default:
+				}
+				jti := ids[i%len(ids)]
+				_, wasRevoked := sc.revoked.Load(jti)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				ok, err := c.IsRevoked(ctx, jti)
+				cancel()
+				sc.checks.Add(1)
+				switch {
+				case err != nil:
+					sc.errs.Add(1)
+					time.Sleep(time.Millisecond)
+				case !ok && wasRevoked:
+					sc.stale.Add(1)
+					sc.firstStale.CompareAndSwap(nil, jti)
+				}
+			}
+		}()
+	}
+	return sc
+}
+
+func (sc *staleCounter) finish() { close(sc.stop); sc.wg.Wait() }
+
+// TestPartition is the partition: instance B reaches Redis through
+// a proxy that cuts it off, by refusing connections or by accepting and
+// closing them, while instance A, which still reaches Redis, revokes 100
+// ids. B, checking those ids in a loop from 8 goroutines, never answers
+// "not revoked" for one whose Revoke returned, during the cut or after the
+// heal, whatever its client's options; and it reports the watch lost.
+func TestPartition(t *testing.T) {
+	t.Parallel()
+	clients := map[string]func(addr string) *redis.Options{
+		"default": func(addr string) *redis.Options { return &redis.Options{Addr: addr} },
+		"context": func(addr string) *redis.Options { return &redis.Options{Addr: addr, ContextTimeoutEnabled: true} },
+		"patient-retry": func(addr string) *redis.Options {
+			return &redis.Options{Addr: addr, MaxRetries: 20, DialTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+		},
+	}
+	for _, mode := range []chaosproxy.Mode{chaosproxy.Refuse, chaosproxy.AcceptClose} {
+		for name, opts := range clients {
+			t.Run(mode.String()+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				testPartition(t, mode, opts)
+			})
+		}
+	}
+}
+
+func testPartition(t *testing.T, mode chaosproxy.Mode, clientOpts func(string) *redis.Options) {
+	addr := redisServer.Get(t).Addr()
+	prefix := redistest.Prefix(t)
+	p := proxied(t, addr)
+	a := instance(t, redistest.Client(t, addr), prefix)
+	bClient := redis.NewClient(clientOpts(p.Addr()))
+	t.Cleanup(func() { bClient.Close() })
+	b := instance(t, bClient, prefix)
+	waitLive(t, b)
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("partition-%d", i)
+		mustRevoked(t, b, ids[i], false, "cached as not revoked, for an hour")
+	}
+	sc := countStale(b, ids, 8)
+	time.Sleep(20 * time.Millisecond)
+
+	if err := p.Set(mode); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	for _, jti := range ids {
+		mustRevoke(t, a, jti, exp)
+		sc.revoked.Store(jti, struct{}{})
+	}
+	lostDuringCut := b.Stats().Watch == cached.WatchLost
+	time.Sleep(300 * time.Millisecond)
+	if err := p.Set(chaosproxy.Pass); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, b)
+	time.Sleep(50 * time.Millisecond) // checks after the heal
+	sc.finish()
+	t.Logf("%s: %d checks (%d errors), %d stale", mode, sc.checks.Load(), sc.errs.Load(), sc.stale.Load())
+	if n := sc.stale.Load(); n > 0 {
+		t.Errorf("B answered \"not revoked\" %d times for revoked ids (first %v)", n, sc.firstStale.Load())
+	}
+	if !lostDuringCut {
+		t.Error("B's Stats did not report the watch lost during the cut")
+	}
+	for _, jti := range ids {
+		mustRevoked(t, b, jti, true, "revoked during the cut")
+	}
+}
+
+// TestSilentServerBound: with the server frozen (SIGSTOP) or killed
+// (SIGKILL), no check waits longer than the watch's silence bound plus
+// LostLookupTimeout: without WithStaleIfError it fails closed, with it a
+// cached answer comes from memory.
+func TestSilentServerBound(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGSTOP, syscall.SIGKILL} {
+		for _, stale := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stale=%v", sig, stale), func(t *testing.T) {
+				t.Parallel()
+				testSilentServerBound(t, sig, stale)
+			})
+		}
+	}
+}
+
+func testSilentServerBound(t *testing.T, sig syscall.Signal, stale bool) {
+	srv := testserver.Redis(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()}) // default options
+	t.Cleanup(func() { client.Close() })
+	opts := []cached.Option{}
+	if stale {
+		opts = append(opts, cached.WithStaleIfError(time.Minute))
+	}
+	b := instance(t, client, redistest.Prefix(t), opts...)
+	waitLive(t, b)
+	mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
+	// The announcement of "revoked" keeps a lookup in flight from caching.
+	waitFor(t, 5*time.Second, "the announcement", func() bool { return b.Stats().WatchEvents >= 1 })
+	mustRevoked(t, b, "seen", false, "cached as not revoked")
+
+	pid := srv.PID()
+	if sig == syscall.SIGSTOP {
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	bound := redisstore.WatchSilenceBound + 250*time.Millisecond + cached.LostLookupTimeout + 1500*time.Millisecond // slack for CI
+	var answered, failed int
+	var worst time.Duration
+	for time.Since(stopped) < 2*redisstore.WatchSilenceBound {
+		for i, jti := range []string{"seen", "unseen", "revoked"} {
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ok, err := b.IsRevoked(ctx, jti)
+			cancel()
+			worst = max(worst, time.Since(start))
+			switch {
+			case err != nil:
+				failed++
+			case i == 2 && !ok:
+				t.Fatal("a revoked id answered not revoked")
+			default:
+				answered++
+			}
+		}
+	}
+	st := b.Stats()
+	t.Logf("%s stale=%v: worst check %s, %d answered, %d failed, Stats %+v", sig, stale, worst.Round(time.Millisecond), answered, failed, st)
+	if worst > bound {
+		t.Errorf("a check waited %s with the server silent, want at most %s", worst, bound)
+	}
+	if st.Watch != cached.WatchLost {
+		t.Errorf("watch %s, want lost", st.Watch)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := b.IsRevoked(ctx, "unseen"); err == nil {
+		t.Error("an id never checked answered while the server is down")
+	}
+	okSeen, errSeen := b.IsRevoked(ctx, "seen")
+	switch {
+	case stale && (errSeen != nil || okSeen):
+		t.Errorf("with stale-if-error, a cached id answered %v, %v; want false, nil from memory", okSeen, errSeen)
+	case !stale && errSeen == nil:
+		t.Error("without stale-if-error, a distrusted cached id answered while the server is down")
+	}
+	if stale && (st.StaleSince.IsZero() || st.StaleAnswers == 0) {
+		t.Errorf("Stats do not show stale answers: %+v", st)
+	}
+}
+
+// TestStaleIfError: within d of the watch's loss, cached answers come from
+// memory with no backend call; after d, checks fail closed again; once the
+// link heals, answers are fresh and Stats stop showing staleness.
+func TestStaleIfError(t *testing.T) {
+	t.Parallel()
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) {
+			t.Parallel()
+			addr := redisServer.Get(t).Addr()
+			p := proxied(t, addr)
+			prefix := redistest.Prefix(t)
+			const d = 700 * time.Millisecond
+			opts := []cached.Option{cached.WithStaleIfError(d)}
+			if replica {
+				opts = append(opts, cached.WithReplica())
+			}
+			bClient := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1})
+			t.Cleanup(func() { bClient.Close() })
+			b := instance(t, bClient, prefix, opts...)
+			waitLive(t, b)
+			if replica {
+				waitFor(t, 10*time.Second, "replica ready", func() bool { return b.Stats().ReplicaReady })
+			}
+			mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
+			waitFor(t, 5*time.Second, "the announcement", func() bool { return b.Stats().WatchEvents >= 1 })
+			mustRevoked(t, b, "seen", false, "cached")
+
+			p.Set(chaosproxy.Refuse)
+			waitFor(t, 5*time.Second, "lost", func() bool { return b.Stats().Watch == cached.WatchLost })
+			lost := time.Now()
+			calls := b.Stats().BackendCalls
+			mustRevoked(t, b, "seen", false, "stale, from memory")
+			mustRevoked(t, b, "revoked", true, "revoked, from memory")
+			st := b.Stats()
+			if st.StaleSince.IsZero() || st.StaleAnswers == 0 {
+				t.Errorf("Stats during the outage: %+v, want StaleSince set and stale answers counted", st)
+			}
+			if st.BackendCalls != calls {
+				t.Errorf("stale answers made %d backend calls, want 0", st.BackendCalls-calls)
+			}
+			if ok, err := b.IsRevoked(context.Background(), "never-seen"); err == nil && !replica {
+				t.Errorf("an id with no cached answer answered %v, nil during the outage", ok)
+			}
+			time.Sleep(d - time.Since(lost) + 50*time.Millisecond)
+			if _, err := b.IsRevoked(context.Background(), "seen"); err == nil {
+				t.Error("after d, a cached id still answered from memory")
+			}
+			mustRevoked(t, b, "revoked", true, "a known revocation holds until its exp")
+			if st := b.Stats(); !st.StaleSince.IsZero() {
+				t.Errorf("after d, Stats.StaleSince = %v, want zero", st.StaleSince)
+			}
+			p.Set(chaosproxy.Pass)
+			waitLive(t, b)
+			mustRevoked(t, b, "seen", false, "fresh")
+		})
+	}
+}
