@@ -153,7 +153,7 @@ func TestTTLs(t *testing.T) {
 
 func TestNegativeTTLZero(t *testing.T) {
 	m := newMemory(t)
-	c := newCached(t, m, cached.WithNegativeTTL(0))
+	c := newCached(t, m, cached.WithNegativeTTL(0), cached.WithoutWatch())
 	for range 3 {
 		mustRevoked(t, c, "a", false, "never revoked")
 	}
