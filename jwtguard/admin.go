@@ -145,9 +145,6 @@ func (g *Guard) answer(w http.ResponseWriter, r *http.Request, v any, err error)
 	if errors.As(err, &ae) {
 		status = ae.status
 	}
-	if status == http.StatusServiceUnavailable {
-		g.obs.storeFailure(r.Context(), "admin", err)
-	}
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
@@ -199,15 +196,16 @@ func (g *Guard) expiryStore() (blocklist.ExpiryStore, error) {
 // revokeID revokes jti until exp and answers when its revocation ends.
 func (g *Guard) revokeID(r *http.Request, jti string, exp time.Time) (AdminRevocation, error) {
 	if err := g.store.Revoke(r.Context(), jti, exp); err != nil {
-		g.obs.revoked(r.Context(), 1, err)
+		g.obs.revoked(r.Context(), KindToken, err)
 		return AdminRevocation{}, storeFailed(fmt.Errorf("jwtguard: revoking: %w", err))
 	}
-	g.obs.revoked(r.Context(), 1, nil)
+	g.obs.revoked(r.Context(), KindToken, nil)
 	until := exp
 	if s, ok := g.store.(blocklist.ExpiryStore); ok {
 		// Revocation is monotonic: say when it really ends.
 		u, err := s.RevokedUntil(r.Context(), jti)
 		if err != nil {
+			g.obs.storeFailure(r.Context(), "admin revoke", err)
 			return AdminRevocation{}, storeFailed(fmt.Errorf("jwtguard: reading the revocation back: %w", err))
 		}
 		until = u
@@ -271,6 +269,7 @@ func (g *Guard) adminCheck(w http.ResponseWriter, r *http.Request) {
 		}
 		until, err := s.RevokedUntil(r.Context(), jti)
 		if err != nil {
+			g.obs.storeFailure(r.Context(), "admin check", err)
 			return AdminRevocation{}, storeFailed(fmt.Errorf("jwtguard: checking the blocklist: %w", err))
 		}
 		return adminRevocation(jti, until), nil
@@ -310,6 +309,7 @@ func (g *Guard) adminList(w http.ResponseWriter, r *http.Request) {
 		prefix := q.Get("prefix")
 		page, more, err := scanPage(r, scan, prefix, after, hasCursor, limit)
 		if err != nil {
+			g.obs.storeFailure(r.Context(), "admin list", err)
 			return AdminPage{}, storeFailed(fmt.Errorf("jwtguard: listing the blocklist: %w", err))
 		}
 		p := AdminPage{Revocations: make([]AdminRevocation, len(page))}
@@ -434,6 +434,7 @@ func (g *Guard) adminStats(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 		if err != nil {
+			g.obs.storeFailure(r.Context(), "admin stats", err)
 			return AdminStats{}, storeFailed(fmt.Errorf("jwtguard: counting the blocklist: %w", err))
 		}
 		st.Revocations = &n

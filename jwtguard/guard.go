@@ -222,9 +222,10 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 func (g *Guard) Authenticate(r *http.Request) (*http.Request, error) {
 	raw, err := g.TokenFromRequest(r)
 	if err != nil {
+		g.obs.checked(r.Context(), time.Now(), err, false)
 		return nil, err
 	}
-	t, err := g.check(r.Context(), raw)
+	t, err := g.observedCheck(r.Context(), raw, true)
 	if err != nil {
 		if !g.failOpen || t == nil {
 			return nil, err
@@ -241,7 +242,7 @@ func (g *Guard) Authenticate(r *http.Request) (*http.Request, error) {
 // ErrInvalidToken or ErrRevoked, or wraps the Store's failure, and the token
 // is nil.
 func (g *Guard) Verify(ctx context.Context, raw string) (*Token, error) {
-	t, err := g.check(ctx, raw)
+	t, err := g.observedCheck(ctx, raw, false)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,9 @@ func (g *Guard) revoke(ctx context.Context, t *Token) error {
 	if sid := g.sessionOf(t); sid != "" {
 		return g.RevokeSession(ctx, sid) // the token and the rest of its session
 	}
-	if err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(g.leeway)); err != nil {
+	err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(g.leeway))
+	g.obs.revoked(ctx, KindToken, err)
+	if err != nil {
 		return fmt.Errorf("jwtguard: revoking: %w", err)
 	}
 	return nil

@@ -1,0 +1,156 @@
+package jwtguard_test
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/jwtblocklist/blocklist/jwtguard"
+)
+
+// meterForTest returns a meter provider of the SDK and its manual reader.
+func meterForTest(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(t.Context()) })
+	return mp, reader
+}
+
+// collect reads every metric of the reader, by name.
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+// sumOf returns the value of the Int64 sum m for the attribute set of kv.
+func sumOf(t *testing.T, m metricdata.Metrics, kv ...attribute.KeyValue) int64 {
+	t.Helper()
+	want := attribute.NewSet(kv...)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("%s is %T, not an int64 sum", m.Name, m.Data)
+	}
+	for _, dp := range sum.DataPoints {
+		if dp.Attributes.Equals(&want) {
+			return dp.Value
+		}
+	}
+	return 0
+}
+
+func TestMetricsAndLogs(t *testing.T) {
+	mp, reader := meterForTest(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store := newMemory(t)
+	g := newGuard(t, store, jwtguard.WithMeterProvider(mp), jwtguard.WithLogger(logger), sessionOptions())
+	h := g.Middleware(whoami)
+
+	good := hs256(t, claims("good"))
+	revoked := hs256(t, claims("gone"))
+	if err := g.Revoke(t.Context(), revoked); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*http.Request{
+		bearerRequest("GET", good), bearerRequest("GET", good),
+		bearerRequest("GET", revoked),
+		bearerRequest("GET", "not-a-token"),
+		bearerRequest("GET", ""),
+	} {
+		serve(h, req)
+	}
+	noToken, _ := http.NewRequest("GET", "/", nil)
+	serve(h, noToken)
+	store.Close()
+	if res := serve(h, bearerRequest("GET", good)); res.code != http.StatusServiceUnavailable {
+		t.Fatalf("store closed: %d", res.code)
+	}
+
+	m := collect(t, reader)
+	outcome := func(v string) attribute.KeyValue { return attribute.String("jwtguard.outcome", v) }
+	for o, want := range map[string]int64{
+		jwtguard.OutcomeAccepted: 2, jwtguard.OutcomeRevoked: 1, jwtguard.OutcomeInvalid: 2,
+		jwtguard.OutcomeNoToken: 1, jwtguard.OutcomeStoreError: 1,
+	} {
+		if got := sumOf(t, m["jwtguard.requests"], outcome(o)); got != want {
+			t.Errorf("jwtguard.requests{outcome=%s} = %d; want %d", o, got, want)
+		}
+	}
+	if got := sumOf(t, m["jwtguard.revocations"], attribute.String("jwtguard.revocation.kind", "token"), outcome("ok")); got != 1 {
+		t.Errorf("jwtguard.revocations{token, ok} = %d; want 1", got)
+	}
+	hist, ok := m["jwtguard.check.duration"].Data.(metricdata.Histogram[float64])
+	if !ok || m["jwtguard.check.duration"].Unit != "s" {
+		t.Fatalf("jwtguard.check.duration: %+v", m["jwtguard.check.duration"])
+	}
+	var n uint64
+	for _, dp := range hist.DataPoints {
+		n += dp.Count
+	}
+	if n != 7 {
+		t.Errorf("check.duration counted %d checks; want 7", n)
+	}
+
+	out := logs.String()
+	for _, want := range []string{
+		"level=ERROR msg=\"jwtguard: the blocklist store failed\" op=check failed_open=false err=",
+		"level=DEBUG msg=\"jwtguard: token refused\" outcome=revoked",
+		"level=DEBUG msg=\"jwtguard: token refused\" outcome=no_token",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{good, revoked} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a token is in the logs:\n%s", out)
+		}
+	}
+}
+
+// The default ErrorHandler path logs the Store's failure, with the
+// default logger when none is given.
+func TestDefaultErrorHandlerLogs(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	store := newMemory(t)
+	g := newGuard(t, store)
+	store.Close()
+	if res := serve(g.Middleware(whoami), bearerRequest("GET", hs256(t, claims("x")))); res.code != 503 {
+		t.Fatalf("%d; want 503", res.code)
+	}
+	if res := serve(g.LogoutHandler(), bearerRequest("POST", hs256(t, claims("y")))); res.code != 503 {
+		t.Fatalf("logout: %d; want 503", res.code)
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 2 || !strings.Contains(logs.String(), "closed") {
+		t.Errorf("want two Error records with the error:\n%s", logs.String())
+	}
+}
+
+func TestObserveOptions(t *testing.T) {
+	store := newMemory(t)
+	for _, opt := range []jwtguard.Option{jwtguard.WithLogger(nil), jwtguard.WithMeterProvider(nil)} {
+		if _, err := jwtguard.New(store, keyFunc, jwtguard.WithAlgorithms("HS256"), opt); err == nil {
+			t.Error("a nil logger or provider was accepted")
+		}
+	}
+}
