@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -71,4 +72,28 @@ func ExampleWithPrefix() {
 	auth := redisstore.New(client, redisstore.WithPrefix("auth:revoked:"))
 	billing := redisstore.New(client, redisstore.WithPrefix("billing:revoked:"))
 	_, _ = auth, billing
+}
+
+// A Cluster whose masters each have a replica: a Revoke that returns nil
+// has reached the replica too, so a failover keeps it. (It needs a cluster,
+// so it is compiled but not run by go test.)
+func ExampleWithWait() {
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                 []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
+		ContextTimeoutEnabled: true,
+	})
+	defer client.Close()
+	store := redisstore.New(client, redisstore.WithWait(1, 100*time.Millisecond))
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := store.Revoke(ctx, "8f2c7d1e-logout-me", time.Now().Add(15*time.Minute))
+	switch {
+	case errors.Is(err, redisstore.ErrNotReplicated):
+		// Stored on the master, not yet on a replica: a failover now could
+		// lose it. Retry, or answer the logout with an error.
+		log.Print(err)
+	case err != nil:
+		log.Print(err)
+	}
 }

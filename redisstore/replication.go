@@ -25,13 +25,18 @@ var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough 
 // fewer acknowledge in time the write returns an error wrapping
 // [ErrNotReplicated]. It applies to a standalone server with replicas (a
 // *redis.Client, also one from NewFailoverClient), to each master of a
-// Redis Cluster, and to each shard of a Ring.
+// Redis Cluster, and to each shard of a Ring. On Cluster and Ring the
+// announcement of a Revoke, an XADD on the stream's master, waits for that
+// master's replicas too, so that a failover there keeps it: the stream's
+// master and its replicas are then on the path of every Revoke.
 //
 // What it guarantees: a write that returned nil is held by the master and
 // by numReplicas of its replicas, so a failover that promotes one of them
-// keeps it. Redis picks the most up-to-date replica for promotion, so with
-// numReplicas 1 and one replica per master an acknowledged revocation
-// survives the loss of its master. It does not make the write durable on
+// keeps it. With one replica per master and numReplicas 1, that replica is
+// the one promoted; with more replicas, Redis Cluster lets the most
+// up-to-date replica stand for election first (and Sentinel prefers it), so
+// it is usually one that acknowledged; numReplicas equal to the number of
+// replicas makes it certain. It does not make the write durable on
 // disk (that is appendfsync's job), nor survive a failover to a replica that
 // did not acknowledge.
 //
