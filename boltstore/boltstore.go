@@ -1,44 +1,3 @@
-// Package boltstore is a durable blocklist.Store in a single bbolt file: the
-// embedded backend for an application that runs on one machine and has no
-// Redis.
-//
-// Choose it when logouts must survive a restart or a crash and one process
-// owns the data; for a fleet of servers use redisstore, and for tests or a
-// blocklist that may be forgotten on restart use memorystore.
-//
-// # Cost
-//
-// A lookup (IsRevoked, RevokedUntil) is one read-only bbolt transaction and
-// one B+tree descent on a memory-mapped file: about a microsecond, no disk
-// access once the pages are cached, no allocation beyond bbolt's own.
-//
-// A revocation is written with bbolt's DB.Batch and returns only after its
-// transaction is committed and fsynced. Concurrent Revoke calls share one
-// transaction and one fsync, so a single caller waits about one fsync plus
-// the batch delay (DB.MaxBatchDelay, 10ms by default), and a thousand
-// concurrent logouts cost about as much as a few.
-//
-// # Durability
-//
-// When Revoke returns nil the revocation is on disk: a process killed at any
-// moment, even with SIGKILL, loses no acknowledged revocation, and the file
-// reopens cleanly. A revocation whose Revoke returned an error may or may not
-// have been written.
-//
-// # Layout
-//
-// The store keeps two buckets: one maps each token id to its exp (8 bytes:
-// Unix milliseconds, big-endian, sign bit flipped so that bytes sort like
-// times), the other is an index keyed by exp||id, ordered by expiry. A background sweeper walks the index from its
-// start and deletes expired entries, so a sweep costs O(expired) whatever the
-// size of the file, and bbolt reuses the freed pages: a steady stream of
-// short-lived revocations does not grow the file without bound. Lookups never
-// depend on the sweeper: an entry whose exp has passed answers "not revoked"
-// whether or not it is still on disk.
-//
-// bbolt lets one process at a time open a file for writing. Open waits for
-// the file lock for a short, configurable time (WithTimeout) and then returns
-// an error, instead of hanging behind another process.
 package boltstore
 
 import (
@@ -60,88 +19,11 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Defaults used when the matching option is not given.
-const (
-	// DefaultBucket is the name of the bucket holding token ids. The expiry
-	// index lives in a second bucket, named DefaultBucket + IndexSuffix.
-	DefaultBucket = "blocklist"
-
-	// IndexSuffix is appended to the bucket name to name the expiry index.
-	IndexSuffix = ".expiry"
-
-	// DefaultTimeout is how long Open waits for the file lock held by
-	// another process before it gives up.
-	DefaultTimeout = time.Second
-
-	// DefaultSweepInterval is how often the background sweeper removes
-	// expired entries from the file.
-	DefaultSweepInterval = time.Minute
-)
-
 // ErrInvalidFile is wrapped by the error Open returns when the file exists
 // but is not a bbolt database, or is one too damaged to open, and by the
 // error of any method that meets a damaged page later (bbolt checks only the
 // first pages when it opens a file).
 var ErrInvalidFile = errors.New("not a bbolt database, or a damaged one")
-
-// sweepChunk bounds the deletions of one sweep transaction, so that a large
-// backlog of expired entries never holds the write lock for long.
-const sweepChunk = 1000
-
-// Option configures Open and New.
-type Option func(*config)
-
-type config struct {
-	bucket     string
-	timeout    time.Duration
-	sweepEvery time.Duration
-	now        func() time.Time
-}
-
-// WithBucket sets the name of the bucket that holds token ids; the expiry
-// index is kept in the bucket named name + IndexSuffix. Both are created
-// when missing. Use it with New to keep the blocklist beside an
-// application's own buckets, or to keep several blocklists in one file. The
-// default is DefaultBucket. An empty name makes Open and New fail.
-func WithBucket(name string) Option {
-	return func(c *config) { c.bucket = name }
-}
-
-// WithTimeout sets how long Open waits for the file lock when another
-// process (or another Store in this one) has the file open, before it
-// returns an error. The default is DefaultTimeout. Zero or less waits
-// forever. New ignores it: the caller opened the database.
-func WithTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			d = 0
-		}
-		c.timeout = d
-	}
-}
-
-// WithSweepInterval sets how often the background sweeper removes expired
-// entries from the file. The default is DefaultSweepInterval; zero or less
-// keeps the default, since only the sweeper bounds the file's size. Expired
-// entries never answer "revoked", whenever they are removed.
-func WithSweepInterval(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.sweepEvery = d
-		}
-	}
-}
-
-// WithClock makes the Store read the time from now instead of time.Now, both
-// to decide whether a revocation has expired and to sweep. Tests use it to
-// expire entries without waiting. A nil func keeps time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
-}
 
 // Store is a blocklist.Store, and a blocklist.ExpiryStore, kept in a bbolt
 // database. It is safe for concurrent use. Create it with Open or New and
@@ -156,6 +38,9 @@ type Store struct {
 	stop    chan struct{} // closed by Close to stop the sweeper
 	done    chan struct{} // closed by the sweeper when it returns
 	closing sync.Once
+	// sweepInline is set when no sweeper runs: each write then removes a
+	// few expired entries itself (WithSweepInterval(0)).
+	sweepInline bool
 }
 
 // Open opens the bbolt database at path, creating the file (mode 0600) and
@@ -167,6 +52,9 @@ type Store struct {
 // a bbolt database, the error wraps ErrInvalidFile. Errors name the path.
 func Open(path string, opts ...Option) (*Store, error) {
 	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
 	db, err := openDB(path, cfg.timeout)
 	if err != nil {
 		return nil, err
@@ -182,7 +70,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 // New returns a Store kept in db, a database the caller opened for writing
 // and still owns: Close stops the Store's sweeper but leaves db open, and
 // the caller closes db after the Store. New creates the Store's buckets
-// (WithBucket) when missing, and fails if db is nil or read-only. Revoke
+// (WithBucket) when missing, and returns an error if db is read-only or an
+// option is invalid; a nil db is a programming error and panics. Revoke
 // uses db.Batch, so db.MaxBatchSize and db.MaxBatchDelay tune how
 // revocations are grouped.
 //
@@ -190,24 +79,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 // error wrapping blocklist.ErrClosed.
 func New(db *bolt.DB, opts ...Option) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("boltstore: New: nil *bbolt.DB")
+		panic("boltstore: New: nil *bbolt.DB")
 	}
-	return newStore(db, newConfig(opts), false)
-}
-
-func newConfig(opts []Option) config {
-	cfg := config{
-		bucket:     DefaultBucket,
-		timeout:    DefaultTimeout,
-		sweepEvery: DefaultSweepInterval,
-		now:        time.Now,
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
-	for _, opt := range opts {
-		if opt != nil { // a nil option, say from a conditional list, is no option
-			opt(&cfg)
-		}
-	}
-	return cfg
+	return newStore(db, cfg, false)
 }
 
 // openDB opens path with bbolt and turns its errors into ones that say what
@@ -250,9 +128,6 @@ func newStore(db *bolt.DB, cfg config, ownDB bool) (*Store, error) {
 	if db.IsReadOnly() {
 		return nil, fmt.Errorf("boltstore: %s is open read-only; a Store must write", db.Path())
 	}
-	if cfg.bucket == "" {
-		return nil, errors.New("boltstore: empty bucket name")
-	}
 	s := &Store{
 		db:    db,
 		ownDB: ownDB,
@@ -273,7 +148,12 @@ func newStore(db *bolt.DB, cfg config, ownDB bool) (*Store, error) {
 	if err != nil {
 		return nil, s.wrap("create buckets", err)
 	}
-	go s.sweepLoop(cfg.sweepEvery)
+	if cfg.sweepEvery > 0 {
+		go s.sweepLoop(cfg.sweepEvery)
+	} else {
+		s.sweepInline = true
+		close(s.done)
+	}
 	return s, nil
 }
 
@@ -349,7 +229,13 @@ func (s *Store) put(tx *bolt.Tx, entry []byte) error {
 	if err := ids.Put(id, exp); err != nil {
 		return err
 	}
-	return index.Put(entry, nil)
+	if err := index.Put(entry, nil); err != nil {
+		return err
+	}
+	if s.sweepInline {
+		_, err = s.deleteExpired(tx, s.nowKey(), sweepInline)
+	}
+	return err
 }
 
 // IsRevoked reports whether jti is revoked now, as blocklist.Store
@@ -407,21 +293,30 @@ func (s *Store) lookup(ctx context.Context, jti, op string) (int64, error) {
 	return exp, nil
 }
 
-// Len returns the number of entries in the file, including expired ones the
-// sweeper has not removed yet. It walks the bucket: it is meant for tests and
-// metrics, not for every request.
+// Len returns the number of live revocations, as memorystore's Len does:
+// entries whose exp has passed are not counted, whether or not the sweeper
+// has removed them yet. It reads every entry in one read-only transaction,
+// O(n): it is meant for tests, metrics and operators, not for every request.
 func (s *Store) Len() (int, error) {
 	if s.closed.Load() {
 		return 0, fmt.Errorf("boltstore: len: %w", blocklist.ErrClosed)
 	}
+	nowMs := s.now().UnixMilli()
 	var n int
 	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(s.ids)
 		if ids == nil {
 			return errMissingBucket(s.ids)
 		}
-		n = ids.Stats().KeyN
-		return nil
+		return ids.ForEach(func(_, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("corrupt entry: %d-byte value, want 8", len(v))
+			}
+			if decodeMillis(binary.BigEndian.Uint64(v)) > nowMs {
+				n++
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, s.wrap("len", err)
@@ -496,113 +391,3 @@ func (s *Store) buckets(tx *bolt.Tx) (ids, index *bolt.Bucket, err error) {
 func errMissingBucket(name []byte) error {
 	return fmt.Errorf("bucket %q is missing: deleted by another user of the database", name)
 }
-
-// sweepLoop removes expired entries at once and then every interval, until
-// Close.
-func (s *Store) sweepLoop(every time.Duration) {
-	defer close(s.done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		// A failed sweep is retried at the next tick; it removes nothing,
-		// and lookups never count on the sweeper. Whatever broke it (a
-		// closed or damaged database) also fails Revoke and IsRevoked,
-		// which return the error to their callers.
-		_ = s.sweep()
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// sweep deletes every entry whose exp has passed, walking the expiry index
-// from its start: O(expired), in transactions of at most sweepChunk
-// deletions.
-func (s *Store) sweep() error {
-	var now [8]byte
-	binary.BigEndian.PutUint64(now[:], encodeMillis(s.now().UnixMilli()))
-	expired := func(k []byte) bool { return k != nil && (len(k) < 8 || bytes.Compare(k[:8], now[:]) <= 0) }
-
-	for {
-		// A read transaction first, so that an idle store never takes the
-		// write lock or fsyncs.
-		var due bool
-		err := s.view(func(tx *bolt.Tx) error {
-			_, index, err := s.buckets(tx)
-			if err != nil {
-				return err
-			}
-			k, _ := index.Cursor().First()
-			due = expired(k)
-			return nil
-		})
-		if err != nil || !due {
-			return err
-		}
-		var more bool
-		err = s.update(func(tx *bolt.Tx) error {
-			ids, index, err := s.buckets(tx)
-			if err != nil {
-				return err
-			}
-			c := index.Cursor()
-			for n := 0; ; n++ {
-				// First again after each delete: a bbolt cursor may skip a
-				// key when Next follows Delete.
-				k, _ := c.First()
-				if !expired(k) {
-					return nil
-				}
-				if n == sweepChunk {
-					more = true
-					return nil
-				}
-				if len(k) > 8 {
-					// Delete the id only if this index key is its current
-					// exp; a later revocation has its own index key.
-					if v := ids.Get(k[8:]); v != nil && bytes.Equal(v, k[:8]) {
-						if err := ids.Delete(k[8:]); err != nil {
-							return err
-						}
-					}
-				}
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-		})
-		if err != nil || !more {
-			return err
-		}
-		select {
-		case <-s.stop:
-			return nil
-		default:
-		}
-	}
-}
-
-// ceilMillis returns t in Unix milliseconds, rounded up so that a stored
-// revocation never ends before its exp. Times beyond what int64 milliseconds
-// hold (292 million years) are clamped.
-func ceilMillis(t time.Time) int64 {
-	const maxSec = math.MaxInt64/1000 - 1
-	if sec := t.Unix(); sec > maxSec {
-		return math.MaxInt64
-	} else if sec < -maxSec {
-		return math.MinInt64 + 1
-	}
-	ms := t.UnixMilli()
-	if t.Nanosecond()%int(time.Millisecond) != 0 {
-		ms++
-	}
-	return ms
-}
-
-// encodeMillis maps int64 to uint64 preserving order, so that big-endian
-// bytes sort like the times they encode, negative ones included.
-func encodeMillis(ms int64) uint64 { return uint64(ms) ^ (1 << 63) }
-
-func decodeMillis(u uint64) int64 { return int64(u ^ (1 << 63)) }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -20,8 +21,20 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// open opens a Store on a new file in a test directory, closed at cleanup.
+// open opens a Store on a new file in a test directory, closed at cleanup
+// and then checked (checkFile).
 func open(t testing.TB, opts ...boltstore.Option) (*boltstore.Store, string) {
+	t.Helper()
+	return openStore(t, true, opts...)
+}
+
+// openUnchecked is open for a test that damages the file on purpose.
+func openUnchecked(t testing.TB, opts ...boltstore.Option) (*boltstore.Store, string) {
+	t.Helper()
+	return openStore(t, false, opts...)
+}
+
+func openStore(t testing.TB, check bool, opts ...boltstore.Option) (*boltstore.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "blocklist.db")
 	s, err := boltstore.Open(path, opts...)
@@ -32,8 +45,26 @@ func open(t testing.TB, opts ...boltstore.Option) (*boltstore.Store, string) {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		if check {
+			checkFile(t, path, boltstore.DefaultBucket)
+		}
 	})
 	return s, path
+}
+
+// checkFile runs bbolt's consistency check and the Store's invariant on the
+// file at path, as bbolt's own test helpers do when a test ends.
+func checkFile(t testing.TB, path, bucket string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Errorf("reopening %s to check it: %v", filepath.Base(path), err)
+		return
+	}
+	defer db.Close()
+	if err := boltstore.Check(db, bucket); err != nil {
+		t.Errorf("the file is inconsistent after the test: %v", err)
+	}
 }
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -297,13 +328,27 @@ func TestInvalidFile(t *testing.T) {
 
 func TestNewRejects(t *testing.T) {
 	t.Parallel()
-	if _, err := boltstore.New(nil); err == nil {
-		t.Error("New(nil) succeeded")
-	}
+	func() {
+		defer func() {
+			if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "boltstore: New: nil") {
+				t.Errorf("New(nil) recovered %v, want a panic naming the nil db", p)
+			}
+		}()
+		boltstore.New(nil)
+	}()
 	path := filepath.Join(t.TempDir(), "app.db")
 	db := openDB(t, path)
-	if _, err := boltstore.New(db, boltstore.WithBucket("")); err == nil {
-		t.Error("New with an empty bucket name succeeded")
+	for name, opt := range map[string]boltstore.Option{
+		"an empty bucket name":    boltstore.WithBucket(""),
+		"a negative timeout":      boltstore.WithTimeout(-time.Second),
+		"a negative sweep period": boltstore.WithSweepInterval(-time.Second),
+	} {
+		if _, err := boltstore.New(db, opt); err == nil || !strings.HasPrefix(err.Error(), "boltstore: With") {
+			t.Errorf("New with %s: %v, want an error naming the option", name, err)
+		}
+		if _, err := boltstore.Open(filepath.Join(t.TempDir(), "x.db"), opt); err == nil || !strings.HasPrefix(err.Error(), "boltstore: With") {
+			t.Errorf("Open with %s: %v, want an error naming the option", name, err)
+		}
 	}
 	db.Close()
 
@@ -436,8 +481,11 @@ func TestSweeper(t *testing.T) {
 			t.Fatalf("wave %d: Len = %d right after %d revocations", w, n, perWave)
 		}
 		clock.Advance(2 * time.Minute)
+		if n := length(t, s); n != 2 {
+			t.Fatalf("wave %d: Len = %d once it expired, want 2: expired entries are not counted", w, n)
+		}
 		waitFor(t, fmt.Sprintf("wave %d to be swept", w), func() (bool, error) {
-			n, err := s.Len()
+			n, err := boltstore.Held(s)
 			return n == 2, err
 		})
 		info, err := os.Stat(path)
@@ -493,4 +541,31 @@ func TestNilOptionIsIgnored(t *testing.T) {
 	if ok, err := s.IsRevoked(ctx, "a"); !ok || err != nil {
 		t.Fatalf("IsRevoked = %v, %v; want true, nil", ok, err)
 	}
+}
+
+// With WithSweepInterval(0) no goroutine sweeps; each write removes up to
+// two expired entries, so a backlog shrinks while revocations keep coming.
+func TestNoSweeperWritesSweep(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := open(t, boltstore.WithSweepInterval(0))
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() { mustRevoke(t, s, fmt.Sprint("short-", i), time.Now().Add(time.Minute)) })
+		}
+		wg.Wait()
+		time.Sleep(2 * time.Minute)
+		if n := length(t, s); n != 0 {
+			t.Fatalf("Len = %d after every revocation ended, want 0", n)
+		}
+		for i := range 10 {
+			if err := s.Revoke(ctx, fmt.Sprint("long-", i), time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := boltstore.Held(s); err != nil || n != 100-2*10+10 {
+			t.Fatalf("Held = %d, %v after 10 revocations; want %d: each removes two expired entries", n, err, 100-2*10+10)
+		}
+	})
 }

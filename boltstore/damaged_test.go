@@ -19,7 +19,7 @@ import (
 // error wrapping ErrInvalidFile.
 func TestDamagedPage(t *testing.T) {
 	t.Parallel()
-	s, path := open(t)
+	s, path := openUnchecked(t)
 	ctx := context.Background()
 	soon := time.Now().Add(20 * time.Millisecond)
 	// Enough entries that neither bucket is inline in its parent page,

@@ -24,9 +24,6 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("memcachestore: revoked until each: %w", err)
 	}
-	if s.err != nil {
-		return s.err
-	}
 	if len(jtis) == 0 {
 		return nil
 	}

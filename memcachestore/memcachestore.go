@@ -49,7 +49,6 @@ const maxExpMs = math.MaxInt64
 type Store struct {
 	client *memcache.Client
 	prefix string // escaped: the start of every key
-	err    error  // non-nil when the configuration is unusable; every call returns it
 }
 
 // Option configures a Store.
@@ -66,8 +65,8 @@ type config struct {
 // Any bytes are accepted: those that memcached does not allow in a key
 // (spaces, control characters, bytes above 0x7e) and the bytes '%', '=' and
 // '#' appear in keys escaped as %XX. A prefix is too long when its escaped
-// form exceeds 206 bytes; every call of such a Store returns an error that
-// says so. The empty prefix is allowed and is distinct from every other.
+// form exceeds 206 bytes; New panics on one. The empty prefix is allowed and
+// is distinct from every other.
 func WithPrefix(p string) Option {
 	return func(c *config) { c.prefix = p }
 }
@@ -77,10 +76,13 @@ func WithPrefix(p string) Option {
 // and one client may serve several Stores. A client over several servers
 // (memcache.New(a, b)) works; each id lives on one of them.
 //
-// New does not contact the servers. A nil client, or a prefix that is too
-// long, does not panic: every call of the returned Store returns an error
-// saying what is wrong.
+// New does not contact the servers. A nil client or an invalid option value
+// (a prefix that is too long) is a programming error: New panics, with a
+// message naming it, rather than return a Store whose every call fails.
 func New(client *memcache.Client, opts ...Option) *Store {
+	if client == nil {
+		panic("memcachestore: New: nil *memcache.Client")
+	}
 	c := config{prefix: DefaultPrefix}
 	for _, opt := range opts {
 		if opt != nil {
@@ -88,11 +90,8 @@ func New(client *memcache.Client, opts ...Option) *Store {
 		}
 	}
 	s := &Store{client: client, prefix: escapePrefix(c.prefix)}
-	switch {
-	case client == nil:
-		s.err = errors.New("memcachestore: nil *memcache.Client")
-	case len(s.prefix) > maxPrefixLen:
-		s.err = fmt.Errorf("memcachestore: prefix is %d bytes once escaped, at most %d leave room for a key", len(s.prefix), maxPrefixLen)
+	if len(s.prefix) > maxPrefixLen {
+		panic(fmt.Sprintf("memcachestore: New: WithPrefix: the prefix is %d bytes once escaped, at most %d leave room for a key", len(s.prefix), maxPrefixLen))
 	}
 	return s
 }
@@ -236,7 +235,7 @@ func (s *Store) lookup(ctx context.Context, op, jti string) (int64, error) {
 }
 
 // check returns the error every method starts with, if any: a done context,
-// an invalid id, an unusable Store.
+// an invalid id.
 func (s *Store) check(ctx context.Context, op, jti string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memcachestore: %s: %w", op, err)
@@ -244,7 +243,7 @@ func (s *Store) check(ctx context.Context, op, jti string) error {
 	if err := blocklist.ValidateID(jti); err != nil {
 		return fmt.Errorf("memcachestore: %s: %w", op, err)
 	}
-	return s.err
+	return nil
 }
 
 // gomemcache takes no context: a call is bounded by the client's Timeout.

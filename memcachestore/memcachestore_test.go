@@ -210,31 +210,28 @@ func TestPrefixes(t *testing.T) {
 	}
 }
 
-// TestUnusableStore: a nil client or an overlong prefix is an error from
-// every call, never a panic and never "not revoked".
-func TestUnusableStore(t *testing.T) {
+// TestNewPanics: a nil client or an overlong prefix is a programming error,
+// reported by New, never a Store whose every call fails.
+func TestNewPanics(t *testing.T) {
 	t.Parallel()
 	client := memcache.New("127.0.0.1:1") // never contacted
-	stores := map[string]*memcachestore.Store{
-		"nil client":          memcachestore.New(nil),
-		"long prefix":         memcachestore.New(client, memcachestore.WithPrefix(strings.Repeat("p", 207))),
-		"long escaped prefix": memcachestore.New(client, memcachestore.WithPrefix(strings.Repeat(" ", 69))),
-	}
-	ctx := context.Background()
-	for name, s := range stores {
-		if err := s.Revoke(ctx, "x", time.Now().Add(time.Hour)); err == nil || !strings.HasPrefix(err.Error(), "memcachestore: ") {
-			t.Errorf("%s: Revoke error = %v", name, err)
-		}
-		if revoked, err := s.IsRevoked(ctx, "x"); err == nil || revoked {
-			t.Errorf("%s: IsRevoked = (%v, %v), want an error", name, revoked, err)
-		}
-		if _, err := s.RevokedUntil(ctx, "x"); err == nil {
-			t.Errorf("%s: RevokedUntil gave no error", name)
-		}
+	for name, newStore := range map[string]func(){
+		"nil client":          func() { memcachestore.New(nil) },
+		"long prefix":         func() { memcachestore.New(client, memcachestore.WithPrefix(strings.Repeat("p", 207))) },
+		"long escaped prefix": func() { memcachestore.New(client, memcachestore.WithPrefix(strings.Repeat(" ", 69))) },
+	} {
+		func() {
+			defer func() {
+				if p := recover(); p == nil || !strings.HasPrefix(fmt.Sprint(p), "memcachestore: New: ") {
+					t.Errorf("%s: New recovered %v, want a panic saying what is wrong", name, p)
+				}
+			}()
+			newStore()
+		}()
 	}
 	// The longest usable prefix works (nothing is sent: the id is invalid).
 	s := memcachestore.New(client, memcachestore.WithPrefix(strings.Repeat("p", 206)))
-	if _, err := s.IsRevoked(ctx, ""); !errors.Is(err, blocklist.ErrInvalidID) {
+	if _, err := s.IsRevoked(context.Background(), ""); !errors.Is(err, blocklist.ErrInvalidID) {
 		t.Errorf("206-byte prefix: IsRevoked(\"\") = %v, want ErrInvalidID", err)
 	}
 }

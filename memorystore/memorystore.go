@@ -54,15 +54,23 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithSweepInterval sets how often a background goroutine removes expired
-// entries. An interval of zero or less starts no goroutine; expired entries
-// are then removed by Revoke and Len only. Expired entries are never reported
-// as revoked, whenever they are removed.
+// entries (default DefaultSweepInterval). Zero starts no goroutine: expired
+// entries are then removed by Revoke, RevokeOnce and Len, in amortised O(1)
+// per call. A negative d panics in New. Expired entries are never reported
+// as revoked, whenever they are removed. The option means the same in
+// boltstore.
 func WithSweepInterval(d time.Duration) Option {
-	return func(s *Store) { s.sweepEvery = d }
+	return func(s *Store) {
+		if d < 0 {
+			panic(fmt.Sprintf("memorystore: WithSweepInterval(%s): negative interval", d))
+		}
+		s.sweepEvery = d
+	}
 }
 
 // New returns an empty Store. Call Close to stop its sweeper. Nil options
-// are ignored.
+// are ignored; an invalid option value is a programming error and panics,
+// with a message naming the option.
 func New(opts ...Option) *Store {
 	s := &Store{
 		now:        time.Now,

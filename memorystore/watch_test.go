@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -240,13 +241,22 @@ func TestWatchNilFunc(t *testing.T) {
 	}
 }
 
-func TestWithLogMaxLenRefusesLessThanOne(t *testing.T) {
-	defer func() {
-		if p := recover(); p == nil {
-			t.Fatal("New(WithLogMaxLen(0)) did not panic")
-		}
-	}()
-	memorystore.New(memorystore.WithLogMaxLen(0))
+// An invalid option value is a programming error: New panics, naming it.
+func TestInvalidOptionsPanic(t *testing.T) {
+	for name, opt := range map[string]memorystore.Option{
+		"WithLogMaxLen(0)":       memorystore.WithLogMaxLen(0),
+		"WithSweepInterval(-1s)": memorystore.WithSweepInterval(-time.Second),
+	} {
+		func() {
+			defer func() {
+				p := recover()
+				if msg := fmt.Sprint(p); p == nil || !strings.HasPrefix(msg, "memorystore: "+name) {
+					t.Errorf("New(%s) recovered %v, want a panic naming the option", name, p)
+				}
+			}()
+			memorystore.New(opt)
+		}()
+	}
 }
 
 // ScanRevoked releases its lock before calling fn, so fn may use the

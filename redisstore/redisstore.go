@@ -75,10 +75,13 @@ func WithPrefix(p string) Option {
 // *redis.Client, *redis.ClusterClient or *redis.Ring. The caller keeps
 // ownership of client and closes it after the last use of the Store. Enable
 // ContextTimeoutEnabled in the client's options so that context deadlines
-// bound every call (see the package documentation). A nil client gives a
-// Store whose every call returns an error. New panics on an invalid option
-// (see WithWait).
+// bound every call (see the package documentation). A nil client or an
+// invalid option value is a programming error: New panics, with a message
+// naming it, rather than return a Store whose every call fails.
 func New(client redis.UniversalClient, opts ...Option) *Store {
+	if client == nil {
+		panic("redisstore: New: nil client")
+	}
 	cfg := config{prefix: DefaultPrefix, streamMax: DefaultStreamMaxLen}
 	for _, opt := range opts {
 		if opt != nil && cfg.err == nil {

@@ -249,18 +249,13 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
-func TestNilClient(t *testing.T) {
-	s := redisstore.New(nil)
-	ctx := t.Context()
-	if err := s.Revoke(ctx, "x", time.Now().Add(time.Hour)); err == nil {
-		t.Error("Revoke with a nil client: no error")
-	}
-	if ok, err := s.IsRevoked(ctx, "x"); err == nil {
-		t.Errorf("IsRevoked with a nil client = %v, nil; want an error", ok)
-	}
-	if _, err := s.RevokedUntil(ctx, "x"); err == nil {
-		t.Error("RevokedUntil with a nil client: no error")
-	}
+func TestNilClientPanics(t *testing.T) {
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "redisstore: New: nil client") {
+			t.Errorf("New(nil) recovered %v, want a panic naming the nil client", p)
+		}
+	}()
+	redisstore.New(nil)
 }
 
 func TestErrorsNamePackage(t *testing.T) {

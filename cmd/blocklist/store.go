@@ -93,6 +93,17 @@ func openRedis(o options) (target, error) {
 	return t, nil
 }
 
+// newMemcacheStore is memcachestore.New with its panic on an invalid
+// prefix, a flag's value here, turned into a usage error.
+func newMemcacheStore(client *memcache.Client, prefix string) (s *memcachestore.Store, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, usagef("-key-prefix: %v", p)
+		}
+	}()
+	return memcachestore.New(client, memcachestore.WithPrefix(prefix)), nil
+}
+
 func openMemcached(o options) (target, error) {
 	rest := strings.TrimPrefix(o.store, "memcached://")
 	var addrs []string
@@ -103,8 +114,12 @@ func openMemcached(o options) (target, error) {
 		addrs = append(addrs, a)
 	}
 	client := memcache.New(addrs...)
+	store, err := newMemcacheStore(client, o.keyPrefix)
+	if err != nil {
+		return nil, err
+	}
 	t := &storeTarget{
-		store:  memcachestore.New(client, memcachestore.WithPrefix(o.keyPrefix)),
+		store:  store,
 		scheme: "memcached", where: "memcached " + rest, close: client.Close,
 	}
 	t.doctor = func(ctx context.Context, report func(finding)) {
