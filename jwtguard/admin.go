@@ -80,7 +80,7 @@ type AdminStats struct {
 // POST /revocations revokes the id until exp, or a raw token by its id
 // (see ParseUnverified: the signature is not checked, since an operator
 // revoking a leaked token may hold one signed by a retired key) until its
-// exp plus the leeway, and answers 200 with an AdminRevocation saying when
+// exp plus MaxLeeway, and answers 200 with an AdminRevocation saying when
 // the revocation ends. A page of GET /revocations lists live revocations
 // whose id starts with prefix, in byte order of their ids, at most limit
 // (AdminDefaultLimit, at most AdminMaxLimit); each page scans the whole
@@ -232,7 +232,7 @@ func (g *Guard) adminRevoke(w http.ResponseWriter, r *http.Request) {
 				return AdminRevocation{}, badRequest("%v", err)
 			}
 			sid, _ := t.Claims[ClaimSessionID].(string)
-			exp := t.ExpiresAt.Add(g.leeway)
+			exp := t.ExpiresAt.Add(MaxLeeway) // as Revoke: whatever any Guard's leeway
 			if !exp.After(g.obs.now()) {
 				return AdminRevocation{JTI: t.ID, Expired: true, Session: sid}, nil
 			}
@@ -422,7 +422,7 @@ func (g *Guard) adminStats(w http.ResponseWriter, r *http.Request) {
 			return st, nil
 		}
 		n := 0
-		st.ByKind = map[string]int{KindToken: 0, KindSignature: 0, KindSession: 0, KindSubject: 0}
+		st.ByKind = map[string]int{KindToken: 0, KindSignature: 0, KindSession: 0, KindSubject: 0, KindExchange: 0}
 		seen := map[string]struct{}{}
 		err := scan.ScanRevoked(r.Context(), func(jti string, _ time.Time) error {
 			if _, dup := seen[jti]; dup {

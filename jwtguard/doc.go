@@ -80,8 +80,9 @@
 // # Logout and revocation
 //
 // [Guard.Logout] and [Guard.LogoutHandler] revoke the token of the request
-// until its exp plus the leeway, so a token the parser would still accept
-// under leeway is never un-revoked early, and clear the cookie.
+// until its exp plus [MaxLeeway], so a token that any Guard (whatever its
+// leeway) would still accept is never un-revoked early, and clear the
+// cookie.
 // [Guard.RevocationHandler] is an RFC 7009 endpoint; [Guard.Revoke] revokes
 // any token string for custom flows. Only tokens that verify are revoked: a
 // token with a bad signature cannot be presented anyway, and an expired one
@@ -94,38 +95,95 @@
 // told apart by the claim "token_use" ("access" or "refresh"): the
 // middleware refuses refresh tokens (even on a Guard without sessions, so a
 // service that only verifies cannot be handed one) and [Guard.Refresh]
-// refuses access tokens. Refresh exchanges a refresh token for a new pair of the same
-// session and revokes the old one with blocklist.OnceStore's RevokeOnce, so
-// a refresh token works once, even when presented twice at the same moment
-// to different processes. A refresh token presented again (stolen, or
-// replayed) revokes its whole session and gets an error wrapping
-// [ErrRefreshReused]. [Guard.RevokeSession] ends one session;
+// refuses access tokens. Refresh exchanges a refresh token for a new pair
+// of the same session and records the exchange with blocklist.OnceStore's
+// RevokeOnce, so a refresh token works once, even when presented twice at
+// the same moment to different processes. A refresh token presented again
+// (stolen, or replayed) revokes its whole session and gets an error
+// wrapping [ErrRefreshReused], unless [Sessions] GracePeriod lets it have
+// its successor again (below). [Guard.RevokeSession] ends one session;
 // [Guard.LogoutAll] ends every token of a subject issued before the call.
 // Logout and the revocation handlers end the whole session of a token that
 // has a sid.
 //
-// Under sessions every request checks three ids in one call to the Store
-// (blocklist.BatchStore: one round trip to Redis or memcached, one local
-// read through the cached package):
+// # Session layout in the Store
 //
-//	jti                  the token itself
-//	"sid:" + sid         its session, revoked until RefreshTTL+leeway from the revocation
-//	"sub:" + sub         its subject's cutoff (LogoutAll), see below
+// Sessions use plain Store entries (Revoke with an id and an end), so any
+// Store serves, and a program in another language can read them with
+// RevokedUntil alone. What a reader concludes from an entry depends only on
+// its id, its end, the token's claims and the constants [MaxLeeway] (5
+// minutes) and [MaxRefreshTTL] (400 days), never on a Guard's RefreshTTL,
+// AccessTTL or leeway: Guards with different settings share a Store, and a
+// setting may be raised or lowered at any time, without moving a recorded
+// revocation. P below is 2 × MaxLeeway: one MaxLeeway for the Guard that
+// checks, one for an issuer whose clock is ahead.
 //
-// A sid or sub that would make an id longer than blocklist.MaxIDLen is
-// replaced by "sid#" or "sub#" and the unpadded base64url SHA-256 of the
-// value. A token whose jti starts with "sig:", "sid:", "sid#", "sub:" or
-// "sub#" is invalid, so no jti ever meets these ids.
+//	id                   written by             ends at
+//	jti                  Revoke, Logout         exp + MaxLeeway (a token without sid)
+//	"sid:" + sid         RevokeSession, Logout  r + B + P; r = the call, B = the session's bound
+//	"sub:" + sub         LogoutAll              c + MaxRefreshTTL + P; c = the cutoff
+//	"ref:" + jti         Refresh                x + (exp − iat) + P; x = the first exchange
 //
-// LogoutAll at time c (in milliseconds, rounded up) revokes "sub:"+sub until
-// c + RefreshTTL + leeway: exactly as long as a token issued before c can
-// live, since under sessions a token whose exp is more than RefreshTTL after
-// its iat is invalid. A check reads when that entry ends, subtracts
-// RefreshTTL + leeway to get c back, and refuses the token if its iat is
-// before c. Tokens must therefore carry iat; the Guard writes it to the
-// millisecond (a fractional NumericDate, which RFC 7519 allows), so a login
-// right after LogoutAll works. A token minted elsewhere with a whole-second
-// iat is refused if minted in the same second as, but after, LogoutAll. All
-// Guards sharing a Store must use the same RefreshTTL and leeway, and
-// clocks that agree.
+// An id that would be longer than blocklist.MaxIDLen uses "sid#", "sub#"
+// or "ref#" and the unpadded base64url SHA-256 of the value instead. A
+// token whose jti starts with "sig:", "sid:", "sid#", "sub:", "sub#",
+// "ref:" or "ref#" is invalid, so no jti ever meets these ids. Every
+// request checks the jti, "sid:" and "sub:" ids of its token in one call
+// to the Store (blocklist.BatchStore: one round trip to Redis or
+// memcached, one local read through the cached package); Refresh adds the
+// two "ref:" ids of the token and its successor to that call.
+//
+// The session bound. A session id minted by NewSession ends in ".<n>s",
+// n being RefreshTTL in whole seconds (rounded up), as in
+// "GEZDGNBVGY3TQOJQGEZDGNBVGY.2592000s". Every token with such a sid must
+// have exp − iat ≤ n seconds, or it is invalid; Refresh, on any Guard,
+// mints tokens no longer-lived than that, so the bound a session starts
+// with holds for its whole life. A sid without the suffix (another
+// issuer's) has the bound MaxRefreshTTL, and its tokens may live at most
+// the checking Guard's RefreshTTL. Tokens without a sid may live at most
+// RefreshTTL too. So every token checked under sessions has exp − iat ≤ B
+// ≤ MaxRefreshTTL, and its session entry (r + B + P) outlives every token
+// of the session issued before r + MaxLeeway. Storage: one entry per ended
+// session, for B plus 10 minutes (for sessions of another issuer's sids,
+// MaxRefreshTTL plus 10 minutes).
+//
+// LogoutAll. The cutoff c is the call's time in milliseconds, rounded up;
+// a reader gets it back as the entry's end minus MaxRefreshTTL + P, and
+// refuses a token of that subject whose iat is before c plus its own
+// leeway: an issuer whose clock is ahead by up to the leeway stamps a token
+// minted before the call with an iat up to the leeway after c. The cost is
+// that, with a leeway L, tokens minted in the L after LogoutAll are
+// refused too (none with the default leeway of zero); LogoutAll does not
+// wait that long. The entry lives MaxRefreshTTL + P, longer than any token
+// it refuses, whatever the settings of the Guard that wrote it: one entry
+// per subject, for about 400 days, which suits a rare operation. Tokens
+// must carry iat; the Guard writes it to the millisecond (a fractional
+// NumericDate, which RFC 7519 allows), so a login right after LogoutAll
+// works when the leeway is zero. A token minted elsewhere with a
+// whole-second iat is refused if minted in the same second as, but after,
+// the cutoff.
+//
+// Refresh overlapping a revocation. The tokens Refresh mints carry as iat
+// the time taken before the lookup that found the session alive, and live
+// at most B from then. A RevokeSession or LogoutAll that the lookup did
+// not see came after that time, so it covers them: the new tokens are
+// refused, and the entries outlive them.
+//
+// The grace period and the exchange record. The first exchange of a
+// refresh token at time x (in milliseconds) writes "ref:"+jti with
+// RevokeOnce, ending at x + (exp − iat) + P, so every reader finds x again
+// from the token's own claims. The successors' jtis are derived from the
+// parent's: base64url(SHA-256("jwtguard refresh" + "\x00" + jti)) for the
+// refresh token and the same with "access" for the access token, and both
+// carry iat x. A replay within GracePeriod of x, while "ref:" + the
+// successor's jti is absent, mints the same tokens again (the same strings
+// for deterministic signing methods and Guards with the same settings) on
+// any Guard: the chain never forks, the successor's expiry never moves, and
+// a LogoutAll after x covers it. A replay after the window, or of a token
+// whose successor was exchanged (a grandparent), is reuse. Whoever holds a
+// refresh token within the window gets its successor, a thief too; after
+// it the holder of either copy is one exchange away from being detected.
+//
+// Clocks. These guarantees assume the clocks of the Guards, of the issuers
+// and of the Store agree within the checking Guard's leeway.
 package jwtguard

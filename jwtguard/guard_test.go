@@ -42,7 +42,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"empty issuer", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithIssuer("")}, "issuer must not be empty"},
 		{"no audience", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithAudience()}, "at least one audience"},
 		{"empty audience", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithAudience("a", "")}, "audience must not be empty"},
-		{"negative leeway", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithLeeway(-time.Second)}, "leeway must not be negative"},
+		{"negative leeway", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithLeeway(-time.Second)}, "leeway must be from 0 to MaxLeeway"},
+		{"leeway over MaxLeeway", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithLeeway(jwtguard.MaxLeeway + time.Millisecond)}, "leeway must be from 0 to MaxLeeway"},
 		{"empty cookie name", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithCookie(http.Cookie{})}, "WithCookie"},
 		{"bad cookie name", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithCookie(http.Cookie{Name: "a b"})}, "WithCookie"},
 		{"bad realm", store, keyFunc, []jwtguard.Option{hs, jwtguard.WithRealm(`a"b`)}, "WithRealm"},
@@ -224,7 +225,8 @@ func TestOptions(t *testing.T) {
 		})
 	}
 
-	// Logout revokes until exp plus the leeway, and clears the named cookie.
+	// Logout revokes until exp plus MaxLeeway (not its own leeway, which
+	// another Guard may exceed), and clears the named cookie.
 	c := good()
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	c["exp"] = exp.Unix()
@@ -235,8 +237,8 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("logout: %d; want 204", res.code)
 	}
 	until, err := store.RevokedUntil(context.Background(), "leeway-jti")
-	if err != nil || !until.Equal(exp.Add(30*time.Second)) {
-		t.Errorf("RevokedUntil = %v, %v; want exp+leeway %v", until, err, exp.Add(30*time.Second))
+	if err != nil || !until.Equal(exp.Add(jwtguard.MaxLeeway)) {
+		t.Errorf("RevokedUntil = %v, %v; want exp+MaxLeeway %v", until, err, exp.Add(jwtguard.MaxLeeway))
 	}
 	cookies := (&http.Response{Header: res.header}).Cookies()
 	if len(cookies) != 1 || cookies[0].Name != "session" || cookies[0].MaxAge >= 0 || cookies[0].Path != "/" {

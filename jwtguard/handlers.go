@@ -17,7 +17,7 @@ const maxRevocationBody = 64 << 10
 
 // Revoke verifies raw (signature and claims, as the middleware does, but
 // without asking whether it is already revoked, and accepting refresh
-// tokens) and revokes it until its exp plus the leeway; under sessions, a
+// tokens) and revokes it until its exp plus MaxLeeway; under sessions, a
 // token with a sid takes its whole session with it, as RevokeSession does.
 // Revoking a revoked token again is not an error. A token that does not
 // verify gets an error wrapping ErrInvalidToken and nothing is stored: an
@@ -41,7 +41,9 @@ func (g *Guard) revoke(ctx context.Context, t *Token) error {
 	if sid := g.sessionOf(t); sid != "" {
 		return g.RevokeSession(ctx, sid) // the token and the rest of its session
 	}
-	err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(g.leeway))
+	// MaxLeeway, not this Guard's leeway: a Guard with a larger one may
+	// accept the token that much longer.
+	err := g.store.Revoke(ctx, t.ID, t.ExpiresAt.Add(MaxLeeway))
 	g.obs.revoked(ctx, KindToken, err)
 	if err != nil {
 		return fmt.Errorf("jwtguard: revoking: %w", err)
@@ -49,7 +51,7 @@ func (g *Guard) revoke(ctx context.Context, t *Token) error {
 	return nil
 }
 
-// Logout revokes the token of r until its exp plus the leeway and clears
+// Logout revokes the token of r until its exp plus MaxLeeway and clears
 // the token cookie on w; under sessions, a token with a sid takes its whole
 // session with it (refresh token included), as RevokeSession does. It is
 // the building block of LogoutHandler, for

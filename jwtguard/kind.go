@@ -13,10 +13,13 @@ const (
 	KindSession = "session"
 	// KindSubject is a subject's logout cutoff (LogoutAll).
 	KindSubject = "subject"
+	// KindExchange records the first exchange of a refresh token (Refresh;
+	// see the session layout in the package doc).
+	KindExchange = "exchange"
 )
 
 // IDKind names the kind of a Store entry written by a Guard, from its id
-// alone: KindSignature, KindSession, KindSubject, or KindToken for any
+// alone: KindSignature, KindSession, KindSubject, KindExchange, or KindToken for any
 // other id. It lets tools that list a Store (cmd/blocklist, AdminHandler)
 // tell sessions and subjects from tokens; it costs a few prefix
 // comparisons.
@@ -28,6 +31,8 @@ func IDKind(id string) string {
 		return KindSession
 	case strings.HasPrefix(id, subjectPrefix), strings.HasPrefix(id, subjectDigestPrefix):
 		return KindSubject
+	case strings.HasPrefix(id, exchangedPrefix), strings.HasPrefix(id, exchangedDigestPrefix):
+		return KindExchange
 	}
 	return KindToken
 }

@@ -105,13 +105,13 @@ func WithAudience(aud ...string) Option {
 }
 
 // WithLeeway sets the clock skew tolerated when checking exp, nbf and iat
-// (default zero). Revocations last until exp plus d, so that a token the
-// Guard still accepts under leeway is never un-revoked early. A negative d
-// makes New return an error.
+// (default zero). Revocations last until exp plus MaxLeeway, so that a
+// token any Guard still accepts under its leeway is never un-revoked early.
+// A negative d, or one over MaxLeeway, makes New return an error.
 func WithLeeway(d time.Duration) Option {
 	return func(c *config) {
-		if d < 0 {
-			c.fail("WithLeeway(%v): leeway must not be negative", d)
+		if d < 0 || d > MaxLeeway {
+			c.fail("WithLeeway(%v): leeway must be from 0 to MaxLeeway %v", d, MaxLeeway)
 			return
 		}
 		c.leeway = d

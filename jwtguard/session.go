@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -50,6 +52,37 @@ const (
 	DefaultRefreshTTL = 30 * 24 * time.Hour
 )
 
+// Constants of the public layout of the Store entries (see the package
+// doc). Every Guard sharing a Store reads an entry the same way whatever its
+// own settings, because the entries are sized by these constants, not by
+// any Guard's RefreshTTL or leeway.
+const (
+	// MaxLeeway is the largest leeway WithLeeway accepts. Revocations
+	// outlive the last moment a token they cover could be accepted by
+	// MaxLeeway (by twice MaxLeeway where the issuer's clock may be ahead
+	// too), so raising or lowering any Guard's leeway up to MaxLeeway
+	// never ends a revocation early.
+	MaxLeeway = 5 * time.Minute
+
+	// MaxRefreshTTL is the longest Sessions.RefreshTTL WithSessions
+	// accepts, and the longest life (exp minus iat) of any token a Guard
+	// with sessions accepts. A LogoutAll entry lasts MaxRefreshTTL plus
+	// twice MaxLeeway past its cutoff, and so does a RevokeSession entry
+	// for a session id that declares no bound of its own.
+	MaxRefreshTTL = 400 * 24 * time.Hour
+
+	// MaxGracePeriod is the longest Sessions.GracePeriod WithSessions
+	// accepts.
+	MaxGracePeriod = 5 * time.Minute
+)
+
+// layoutPad is how long entries outlive the tokens they cover: MaxLeeway
+// for the Guard that reads, MaxLeeway for an issuer whose clock is ahead.
+const layoutPad = 2 * MaxLeeway
+
+// subjectSpan is how long a LogoutAll entry outlives its cutoff.
+const subjectSpan = MaxRefreshTTL + layoutPad
+
 // Sessions configures the session features of a Guard (see WithSessions).
 type Sessions struct {
 	// SigningMethod and SigningKey sign the tokens that NewSession and
@@ -68,12 +101,31 @@ type Sessions struct {
 	// that lives RefreshTTL from then, so an active session lasts as long
 	// as it is used.
 	//
-	// It is also the longest life the Guard allows any token: a token
-	// whose exp is more than RefreshTTL after its iat is invalid. LogoutAll
-	// relies on this bound (see the package doc), so every Guard that
-	// shares a Store must be given the same RefreshTTL, and it must not
-	// shrink while LogoutAll entries written with the old value live.
+	// The session id NewSession mints declares RefreshTTL, rounded up to
+	// the second, as the longest life of every token of the session (see
+	// the package doc): a Refresh on any Guard mints tokens that live at
+	// most that long, so changing RefreshTTL changes the sessions that
+	// start afterwards. A token without such a sid may live at most
+	// RefreshTTL of the Guard that checks it. RefreshTTL may be raised or
+	// lowered at any time, and differ between Guards sharing a Store: no
+	// recorded revocation moves. It must not exceed MaxRefreshTTL.
 	RefreshTTL time.Duration
+
+	// GracePeriod lets a client present a refresh token again shortly
+	// after its first exchange, as two browser tabs refreshing at once or a
+	// retry after a lost response do (default 0: any second presentation
+	// is reuse). When the same refresh token comes again within
+	// GracePeriod of its first exchange, and its successor has not been
+	// exchanged yet, Refresh returns the successor pair again instead of
+	// revoking the session: the same session, the same successor ids, and
+	// the same token strings when the signing method is deterministic
+	// (HS*, RS*, EdDSA) and the Guards share their settings, so the chain
+	// never forks. This holds across every process sharing the Store. Out
+	// of the window, or once the successor was exchanged, a replay is
+	// reuse, as without a grace period. Whoever holds a refresh token
+	// within the window gets the pair, a thief too: keep it to seconds.
+	// It must not exceed MaxGracePeriod.
+	GracePeriod time.Duration
 }
 
 // sessions is the Guard's checked copy of Sessions.
@@ -82,23 +134,58 @@ type sessions struct {
 	key        any
 	accessTTL  time.Duration
 	refreshTTL time.Duration
-	spanMs     int64 // how long a subject's cutoff entry lives past the cutoff, in ms
+	grace      time.Duration
+	sidSuffix  string // ".<RefreshTTL in seconds>s", ending the sids NewSession mints
 	now        func() time.Time
 	expiry     blocklist.ExpiryStore
 	once       blocklist.OnceStore // nil when the Store cannot revoke once
 	issuer     string
 	audience   []string
+
+	refreshes, graceReplays, reuses atomic.Uint64 // see SessionStats
 }
 
-// WithSessions turns on sessions: refresh tokens with rotation and reuse
-// detection, LogoutAll and RevokeSession, as the package doc describes. The
+// SessionStats are counters of the sessions of a Guard since New. Every
+// field only grows; export them, or take differences between two calls.
+type SessionStats struct {
+	// Refreshes counts refresh tokens exchanged for the first time.
+	Refreshes uint64
+	// GraceReplays counts Refresh calls answered, within
+	// Sessions.GracePeriod, with the successor pair of a refresh token
+	// exchanged before.
+	GraceReplays uint64
+	// ReusesDetected counts refresh tokens presented again outside the
+	// grace window (or after their successor was exchanged): each revoked
+	// its session and returned ErrRefreshReused.
+	ReusesDetected uint64
+}
+
+// SessionStats returns the session counters of g: atomic loads. A Guard
+// without sessions returns zeros. The counts are this Guard's, not the
+// fleet's: sum them over the processes sharing a Store.
+func (g *Guard) SessionStats() SessionStats {
+	if g.sess == nil {
+		return SessionStats{}
+	}
+	return SessionStats{
+		Refreshes:      g.sess.refreshes.Load(),
+		GraceReplays:   g.sess.graceReplays.Load(),
+		ReusesDetected: g.sess.reuses.Load(),
+	}
+}
+
+// WithSessions turns on sessions: refresh tokens with rotation, reuse
+// detection and an optional grace period, LogoutAll and RevokeSession, as
+// the package doc describes. The
 // Guard then requires an iat claim in every token, refuses refresh tokens
 // where access tokens are expected, and checks each token's jti, its
 // session and its subject's logout cutoff in one lookup. The Store must be
 // a blocklist.ExpiryStore, and a blocklist.OnceStore when s has a signing
 // key (every Store of this module is both); New returns an error
 // otherwise, for a negative TTL, for an AccessTTL longer than RefreshTTL,
-// and for a signing method without a key or the other way round.
+// for a RefreshTTL over MaxRefreshTTL, for a GracePeriod below 0 or over
+// MaxGracePeriod, and for a signing method without a key or the other way
+// round.
 func WithSessions(s Sessions) Option {
 	return func(c *config) {
 		if s.AccessTTL < 0 || s.RefreshTTL < 0 {
@@ -117,6 +204,14 @@ func WithSessions(s Sessions) Option {
 		}
 		if s.AccessTTL > s.RefreshTTL {
 			c.fail("WithSessions: AccessTTL %v is longer than RefreshTTL %v, the longest life of any token", s.AccessTTL, s.RefreshTTL)
+			return
+		}
+		if s.RefreshTTL > MaxRefreshTTL {
+			c.fail("WithSessions: RefreshTTL %v is longer than MaxRefreshTTL %v", s.RefreshTTL, MaxRefreshTTL)
+			return
+		}
+		if s.GracePeriod < 0 || s.GracePeriod > MaxGracePeriod {
+			c.fail("WithSessions: GracePeriod %v must be from 0 to MaxGracePeriod %v", s.GracePeriod, MaxGracePeriod)
 			return
 		}
 		c.sessions = &s
@@ -142,13 +237,13 @@ func newSessions(cfg *config, store blocklist.Store) *sessions {
 	if now == nil {
 		now = time.Now
 	}
-	span := s.RefreshTTL + cfg.leeway
 	return &sessions{
 		method:     s.SigningMethod,
 		key:        s.SigningKey,
 		accessTTL:  s.AccessTTL,
 		refreshTTL: s.RefreshTTL,
-		spanMs:     (int64(span) + int64(time.Millisecond) - 1) / int64(time.Millisecond),
+		grace:      s.GracePeriod,
+		sidSuffix:  "." + strconv.FormatInt(int64((s.RefreshTTL+time.Second-1)/time.Second), 10) + "s",
 		now:        now,
 		expiry:     expiry,
 		once:       once,
@@ -178,10 +273,12 @@ type Pair struct {
 // to fit in blocklist.MaxIDLen after its prefix is replaced by its digest,
 // under a prefix of its own, so no two values ever share an id.
 const (
-	sessionPrefix       = "sid:" // "sid:" + sid
-	sessionDigestPrefix = "sid#" // "sid#" + base64url(SHA-256(sid))
-	subjectPrefix       = "sub:" // "sub:" + sub
-	subjectDigestPrefix = "sub#" // "sub#" + base64url(SHA-256(sub))
+	sessionPrefix         = "sid:" // "sid:" + sid
+	sessionDigestPrefix   = "sid#" // "sid#" + base64url(SHA-256(sid))
+	subjectPrefix         = "sub:" // "sub:" + sub
+	subjectDigestPrefix   = "sub#" // "sub#" + base64url(SHA-256(sub))
+	exchangedPrefix       = "ref:" // "ref:" + jti of a refresh token exchanged
+	exchangedDigestPrefix = "ref#" // "ref#" + base64url(SHA-256(jti))
 )
 
 func namespacedID(prefix, digestPrefix, v string) string {
@@ -200,9 +297,47 @@ func subjectID(sub string) string {
 	return namespacedID(subjectPrefix, subjectDigestPrefix, sub)
 }
 
+// exchangedID is the id recording the first exchange of the refresh token
+// with id jti.
+func exchangedID(jti string) string {
+	return namespacedID(exchangedPrefix, exchangedDigestPrefix, jti)
+}
+
+// successorJTI is the jti of the token of kind use (TokenUseAccess or
+// TokenUseRefresh) minted by exchanging the refresh token with id parent.
+// It is derived, not drawn, so that every Guard answering a replay of the
+// parent within the grace period mints the same successor. base64url holds
+// no ':' or '#', so it never falls in a reserved namespace.
+func successorJTI(use, parent string) string {
+	sum := sha256.Sum256([]byte("jwtguard " + use + "\x00" + parent))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// sidBound returns the longest life a sid declares for the tokens of its
+// session: a sid ending in ".<n>s", n decimal seconds without a leading
+// zero, declares n seconds. declared is false for a sid without that
+// suffix. A declared bound of 0 or over MaxRefreshTTL is an error.
+func sidBound(sid string) (bound time.Duration, declared bool, err error) {
+	dot := strings.LastIndexByte(sid, '.')
+	if dot < 0 || !strings.HasSuffix(sid, "s") || dot+2 >= len(sid) {
+		return 0, false, nil
+	}
+	digits := sid[dot+1 : len(sid)-1]
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false, nil
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 1 || digits[0] == '0' || n > int64(MaxRefreshTTL/time.Second) {
+		return 0, true, fmt.Errorf("%w: sid declares a lifetime %q out of range", ErrInvalidToken, digits)
+	}
+	return time.Duration(n) * time.Second, true, nil
+}
+
 // reservedJTI reports whether a jti would fall in a namespace of the Guard.
 func reservedJTI(jti string) bool {
-	for _, p := range []string{IDPrefix, sessionPrefix, sessionDigestPrefix, subjectPrefix, subjectDigestPrefix} {
+	for _, p := range []string{IDPrefix, sessionPrefix, sessionDigestPrefix, subjectPrefix, subjectDigestPrefix, exchangedPrefix, exchangedDigestPrefix} {
 		if strings.HasPrefix(jti, p) {
 			return true
 		}
@@ -214,6 +349,7 @@ func reservedJTI(jti string) bool {
 type sessionClaims struct {
 	sid, sub, use string
 	iatMs         int64
+	bound         time.Duration // the longest life of a token of this session
 }
 
 // sessionClaims reads and checks the session claims of a verified token.
@@ -243,20 +379,31 @@ func (g *Guard) sessionClaims(t *Token) (sessionClaims, error) {
 	if c.iatMs > s.now().Add(g.leeway).UnixMilli() {
 		return c, fmt.Errorf("%w: iat is in the future", ErrInvalidToken)
 	}
+	c.bound = s.refreshTTL
+	if c.sid != "" {
+		bound, declared, err := sidBound(c.sid)
+		if err != nil {
+			return c, err
+		}
+		if declared {
+			c.bound = bound
+		}
+	}
 	// Both dates are within the years 1 to 9999 (parse checked them), so
 	// the difference cannot overflow.
-	if t.expMs-c.iatMs > s.refreshTTL.Milliseconds() {
-		return c, fmt.Errorf("%w: lives longer than RefreshTTL %v", ErrInvalidToken, s.refreshTTL)
+	if t.expMs-c.iatMs > c.bound.Milliseconds() {
+		return c, fmt.Errorf("%w: lives longer than its session allows (%v)", ErrInvalidToken, c.bound)
 	}
 	return c, nil
 }
 
 // lookup makes the one lookup of a token under sessions: its jti, its
-// session and its subject's cutoff. It reports whether the jti is revoked,
-// and whether the session or subject is.
-func (g *Guard) lookup(ctx context.Context, t *Token, c sessionClaims) (jtiRevoked, sessionRevoked bool, err error) {
-	var idBuf [3]string
-	var untilBuf [3]time.Time
+// session, its subject's cutoff, and the ids in more (whose ends go to
+// moreUntil). It reports whether the jti is revoked, and whether the
+// session or subject is.
+func (g *Guard) lookup(ctx context.Context, t *Token, c sessionClaims, more []string, moreUntil []time.Time) (jtiRevoked, sessionRevoked bool, err error) {
+	var idBuf [5]string
+	var untilBuf [5]time.Time
 	ids := append(idBuf[:0], t.ID)
 	sidAt, subAt := -1, -1
 	if c.sid != "" {
@@ -265,17 +412,35 @@ func (g *Guard) lookup(ctx context.Context, t *Token, c sessionClaims) (jtiRevok
 	if c.sub != "" {
 		subAt, ids = len(ids), append(ids, subjectID(c.sub))
 	}
-	until := untilBuf[:len(ids)]
+	moreAt := len(ids)
+	ids = append(ids, more...)
+	until := untilBuf[:0]
+	if len(ids) > len(untilBuf) {
+		until = make([]time.Time, 0, len(ids))
+	}
+	until = until[:len(ids)]
 	if err := blocklist.RevokedUntilEach(ctx, g.sess.expiry, ids, until); err != nil {
 		return false, false, err
 	}
+	copy(moreUntil, until[moreAt:])
 	if sidAt > 0 && !until[sidAt].IsZero() {
 		sessionRevoked = true
 	}
-	if subAt > 0 && !until[subAt].IsZero() && c.iatMs < until[subAt].UnixMilli()-g.sess.spanMs {
+	if subAt > 0 && !until[subAt].IsZero() && g.beforeCutoff(c.iatMs, until[subAt]) {
 		sessionRevoked = true // issued before the subject logged out everywhere
 	}
 	return !until[0].IsZero(), sessionRevoked, nil
+}
+
+// beforeCutoff reports whether a token issued at iatMs falls under the
+// LogoutAll whose entry ends at until. The entry ends subjectSpan after the
+// cutoff, whatever the settings of the Guard that wrote it. A token whose
+// iat is less than the leeway after the cutoff is refused too: its issuer's
+// clock may be ahead by up to the leeway, so it may have been minted before
+// LogoutAll.
+func (g *Guard) beforeCutoff(iatMs int64, until time.Time) bool {
+	cutoffMs := until.UnixMilli() - subjectSpan.Milliseconds()
+	return iatMs < cutoffMs+g.leeway.Milliseconds()
 }
 
 // checkSession is check under sessions, for a token check has already
@@ -286,7 +451,7 @@ func (g *Guard) checkSession(ctx context.Context, t *Token) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	jtiRevoked, sessionRevoked, err := g.lookup(ctx, t, c)
+	jtiRevoked, sessionRevoked, err := g.lookup(ctx, t, c, nil, nil)
 	if err != nil {
 		return t, fmt.Errorf("jwtguard: checking the blocklist: %w", err)
 	}
@@ -313,7 +478,8 @@ func (g *Guard) NewSession(sub string, extra jwt.MapClaims) (*Pair, error) {
 			return nil, fmt.Errorf("jwtguard: NewSession: extra claim %q is set by the Guard", name)
 		}
 	}
-	return g.mint(sub, rand.Text(), extra)
+	now := g.sess.now()
+	return g.mint(sub, rand.Text()+g.sess.sidSuffix, g.sess.refreshTTL, extra, now.UnixMilli(), "", now)
 }
 
 func (g *Guard) canMint(op string) error {
@@ -331,26 +497,39 @@ func reservedClaim(name string) bool {
 	return false
 }
 
-// mint signs a new pair of the session sid.
-func (g *Guard) mint(sub, sid string, extra jwt.MapClaims) (*Pair, error) {
+// mint signs a new pair of the session sid whose tokens may live bound,
+// issued at iatMs. With a parent, the tokens are the successors of the
+// refresh token with that id, and their jtis are derived from it (see
+// successorJTI); without one, they are drawn at random. now is when the
+// pair is handed out. Everything else in the tokens comes from the
+// arguments and the Guard's settings, so two Guards with the same settings
+// mint the same strings from the same arguments when the signing method is
+// deterministic.
+func (g *Guard) mint(sub, sid string, bound time.Duration, extra jwt.MapClaims, iatMs int64, parent string, now time.Time) (*Pair, error) {
 	s := g.sess
-	now := s.now()
-	// iat to the millisecond (RFC 7519 allows a fractional NumericDate), so
-	// that a token minted right after LogoutAll is told from one minted
-	// right before.
-	iat := float64(now.UnixMilli()) / 1000
+	refreshTTL := min(s.refreshTTL, bound)
+	accessTTL := min(s.accessTTL, refreshTTL)
+	issued := time.UnixMilli(iatMs)
 	p := &Pair{
 		mintedAt:         now,
 		SessionID:        sid,
-		AccessExpiresAt:  now.Add(s.accessTTL).Truncate(time.Second),
-		RefreshExpiresAt: now.Add(s.refreshTTL).Truncate(time.Second),
+		AccessExpiresAt:  issued.Add(accessTTL).Truncate(time.Second),
+		RefreshExpiresAt: issued.Add(refreshTTL).Truncate(time.Second),
 	}
+	// iat to the millisecond (RFC 7519 allows a fractional NumericDate), so
+	// that a token minted right after LogoutAll is told from one minted
+	// right before.
+	iat := float64(iatMs) / 1000
 	sign := func(use string, exp time.Time) (string, error) {
 		c := jwt.MapClaims{}
 		for k, v := range extra {
 			c[k] = v
 		}
-		c["sub"], c["jti"], c[ClaimSessionID], c[ClaimTokenUse] = sub, rand.Text(), sid, use
+		jti := rand.Text()
+		if parent != "" {
+			jti = successorJTI(use, parent)
+		}
+		c["sub"], c["jti"], c[ClaimSessionID], c[ClaimTokenUse] = sub, jti, sid, use
 		c["iat"], c["exp"] = iat, exp.Unix()
 		if s.issuer != "" {
 			c["iss"] = s.issuer
@@ -375,20 +554,29 @@ func (g *Guard) mint(sub, sid string, extra jwt.MapClaims) (*Pair, error) {
 }
 
 // Refresh exchanges a refresh token for a new pair of the same session, and
-// revokes the refresh token: each refresh token works once (rotation).
+// records the exchange: each refresh token works once (rotation).
 //
 // The token must verify as the middleware's tokens do, carry token_use
 // "refresh" and a sid, and neither it, its session nor its subject may be
 // revoked; otherwise the error wraps ErrInvalidToken or ErrRevoked. A
 // refresh token that was already exchanged is a sign of theft (or of a
 // client refreshing twice at once; only one of two concurrent refreshes of
-// one token can win, across every process sharing the Store): Refresh then
-// revokes the whole session, so the thief's and the owner's tokens all stop
-// working, and returns an error wrapping ErrRefreshReused and ErrRevoked.
-// A Store failure is returned wrapped, and nothing is minted.
+// one token can win, across every process sharing the Store). Within
+// Sessions.GracePeriod of its first exchange, while its successor has not
+// been exchanged, Refresh answers with that successor pair again.
+// Otherwise it revokes the whole session, so the thief's and the owner's
+// tokens all stop working, and returns an error wrapping ErrRefreshReused
+// and ErrRevoked. A Store failure is returned wrapped, and nothing is
+// minted.
+//
+// The new tokens carry the iat of the moment before the lookup that found
+// the session alive (for a replay within the grace period, that of the
+// first exchange), so a LogoutAll that overlaps the refresh covers them,
+// and they live no longer than the session's bound from then.
 //
 // It costs two round trips to a networked Store (the lookup, then the
-// atomic revocation of the old token), three when reuse is detected.
+// atomic record of the exchange), three when another call won the
+// exchange, four when reuse is detected.
 func (g *Guard) Refresh(ctx context.Context, refreshToken string) (*Pair, error) {
 	if err := g.canMint("Refresh"); err != nil {
 		return nil, err
@@ -404,25 +592,21 @@ func (g *Guard) Refresh(ctx context.Context, refreshToken string) (*Pair, error)
 	if c.use != TokenUseRefresh || c.sid == "" || c.sub == "" {
 		return nil, fmt.Errorf("%w: not a refresh token (token_use %q, sid and sub required)", ErrInvalidToken, TokenUseRefresh)
 	}
-	jtiRevoked, sessionRevoked, err := g.lookup(ctx, t, c)
+	s := g.sess
+	// Taken before the lookup: a revocation the lookup missed happened
+	// after it, so the tokens minted below are issued before that
+	// revocation and fall under it.
+	start := s.now()
+	startMs := start.UnixMilli()
+	succ := successorJTI(TokenUseRefresh, t.ID)
+	state := []string{exchangedID(t.ID), exchangedID(succ)}
+	var until [2]time.Time // when the records of t's and its successor's exchanges end
+	jtiRevoked, sessionRevoked, err := g.lookup(ctx, t, c, state, until[:])
 	if err != nil {
 		return nil, fmt.Errorf("jwtguard: refresh: checking the blocklist: %w", err)
 	}
-	if sessionRevoked {
+	if sessionRevoked || jtiRevoked {
 		return nil, ErrRevoked
-	}
-	first := false
-	if !jtiRevoked {
-		first, err = g.sess.once.RevokeOnce(ctx, t.ID, t.ExpiresAt.Add(g.leeway))
-		if err != nil {
-			return nil, fmt.Errorf("jwtguard: refresh: revoking the old refresh token: %w", err)
-		}
-	}
-	if !first {
-		if err := g.RevokeSession(ctx, c.sid); err != nil {
-			return nil, fmt.Errorf("%w: %w; and revoking its session failed: %w", ErrRefreshReused, ErrRevoked, err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrRefreshReused, ErrRevoked)
 	}
 	extra := jwt.MapClaims{}
 	for k, v := range t.Claims {
@@ -430,12 +614,49 @@ func (g *Guard) Refresh(ctx context.Context, refreshToken string) (*Pair, error)
 			extra[k] = v
 		}
 	}
-	return g.mint(c.sub, c.sid, extra)
+	// The record of the exchange ends this long after the exchange, so a
+	// reader finds when it happened: long enough to cover t for as long as
+	// any Guard could accept it (exp plus MaxLeeway, t's iat being at most
+	// MaxLeeway after the exchange's clock).
+	lifeMs := t.expMs - c.iatMs + layoutPad.Milliseconds()
+	if until[0].IsZero() {
+		first, err := s.once.RevokeOnce(ctx, state[0], time.UnixMilli(startMs+lifeMs))
+		if err != nil {
+			return nil, fmt.Errorf("jwtguard: refresh: recording the exchange: %w", err)
+		}
+		if first {
+			s.refreshes.Add(1)
+			return g.mint(c.sub, c.sid, c.bound, extra, startMs, t.ID, start)
+		}
+		// Another call won the exchange: read its record.
+		if err := blocklist.RevokedUntilEach(ctx, s.expiry, state, until[:]); err != nil {
+			return nil, fmt.Errorf("jwtguard: refresh: reading the exchange: %w", err)
+		}
+	}
+	if s.grace > 0 && !until[0].IsZero() && until[1].IsZero() {
+		exchangedMs := until[0].UnixMilli() - lifeMs
+		if startMs <= exchangedMs+s.grace.Milliseconds() {
+			// The successor carries the iat of the first exchange, whose
+			// lookup found the session alive then, so every revocation it
+			// missed came later and covers the successor. A Store may
+			// report an end up to a second late (none of this module
+			// does); never mint an iat in the future.
+			s.graceReplays.Add(1)
+			return g.mint(c.sub, c.sid, c.bound, extra, min(exchangedMs, s.now().UnixMilli()), t.ID, start)
+		}
+	}
+	s.reuses.Add(1)
+	if err := g.RevokeSession(ctx, c.sid); err != nil {
+		return nil, fmt.Errorf("%w: %w; and revoking its session failed: %w", ErrRefreshReused, ErrRevoked, err)
+	}
+	return nil, fmt.Errorf("%w: %w", ErrRefreshReused, ErrRevoked)
 }
 
 // RevokeSession revokes every token carrying the session id sid, access and
-// refresh, minted before or after the call, until the longest-lived of them
-// could expire (RefreshTTL plus the leeway from now). It needs
+// refresh, minted before or after the call, for as long as any of them could
+// be accepted by any Guard sharing the Store: the entry lasts the session's
+// bound (declared by its sid; MaxRefreshTTL for a sid that declares none)
+// plus twice MaxLeeway from now, whatever this Guard's settings. It needs
 // WithSessions. A Store failure is returned wrapped.
 func (g *Guard) RevokeSession(ctx context.Context, sid string) error {
 	if g.sess == nil {
@@ -444,7 +665,11 @@ func (g *Guard) RevokeSession(ctx context.Context, sid string) error {
 	if sid == "" {
 		return errors.New("jwtguard: RevokeSession: empty session id")
 	}
-	exp := g.sess.now().Add(time.Duration(g.sess.spanMs) * time.Millisecond)
+	bound, declared, err := sidBound(sid)
+	if err != nil || !declared {
+		bound = MaxRefreshTTL
+	}
+	exp := g.sess.now().Add(bound + layoutPad)
 	if err := g.store.Revoke(ctx, sessionID(sid), exp); err != nil {
 		return fmt.Errorf("jwtguard: revoking session: %w", err)
 	}
@@ -453,13 +678,17 @@ func (g *Guard) RevokeSession(ctx context.Context, sid string) error {
 
 // LogoutAll logs the subject sub out everywhere: every token whose sub is
 // sub and whose iat is before the call is refused from then on, by every
-// Guard sharing the Store, whatever its session; tokens minted after
-// LogoutAll returns work. It writes one entry, which expires when the
-// longest-lived token it refuses would (RefreshTTL plus the leeway), and
-// then waits until the cutoff has passed, a millisecond at most with the
-// Stores of this module (at most a second with a Store whose RevokedUntil
-// is that late). It needs WithSessions. A Store failure is returned
-// wrapped; the logout may or may not have been recorded, so retry.
+// Guard sharing the Store, whatever its session and whatever each Guard's
+// settings. So is a token whose iat is less than the checking Guard's
+// leeway after the call, since its issuer's clock may be ahead by that
+// much: with a leeway L, a login in the L after LogoutAll returns gets
+// tokens that are refused (never with the default leeway of zero). It
+// writes one entry, which lasts MaxRefreshTTL plus twice MaxLeeway past the
+// cutoff (the layout of the package doc), and then waits until the cutoff
+// has passed, a millisecond at most with the Stores of this module (at most
+// a second with a Store whose RevokedUntil is that late). It needs
+// WithSessions. A Store failure is returned wrapped; the logout may or may
+// not have been recorded, so retry.
 func (g *Guard) LogoutAll(ctx context.Context, sub string) error {
 	s := g.sess
 	if s == nil {
@@ -476,7 +705,8 @@ func (g *Guard) LogoutAll(ctx context.Context, sub string) error {
 		cutoff++
 	}
 	id := subjectID(sub)
-	if err := g.store.Revoke(ctx, id, time.UnixMilli(cutoff+s.spanMs)); err != nil {
+	span := subjectSpan.Milliseconds()
+	if err := g.store.Revoke(ctx, id, time.UnixMilli(cutoff+span)); err != nil {
 		return fmt.Errorf("jwtguard: logging out everywhere: %w", err)
 	}
 	// Readers derive the cutoff from when the entry ends, which a Store may
@@ -486,7 +716,7 @@ func (g *Guard) LogoutAll(ctx context.Context, sub string) error {
 	if err != nil {
 		return fmt.Errorf("jwtguard: logging out everywhere: reading the cutoff back: %w", err)
 	}
-	seen := time.UnixMilli(until.UnixMilli() - s.spanMs)
+	seen := time.UnixMilli(until.UnixMilli() - span)
 	if wait := seen.Sub(s.now()); wait > 0 && wait <= 2*time.Second {
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
