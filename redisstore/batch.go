@@ -77,7 +77,9 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 // On Cluster the command goes to the master owning the key. go-redis may
 // retry it after a broken connection; if the first try was applied, the
 // retry answers "already revoked", so a network failure can turn a win into
-// a loss, never two wins.
+// a loss, never two wins. Under WithWait, an error wrapping
+// ErrNotReplicated likewise means the key may be stored: a retry may answer
+// false.
 func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
 	if err := s.check(ctx, "revoke once", jti); err != nil {
 		return false, err

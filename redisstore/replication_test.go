@@ -160,7 +160,7 @@ func TestWithWaitClusterOwnMaster(t *testing.T) {
 	// A generous timeout: on a loaded machine a healthy replica may take
 	// a while to acknowledge, and a paused one costs the whole timeout.
 	s := redisstore.New(client, redisstore.WithPrefix(prefix), redisstore.WithoutEvents(),
-		redisstore.WithWait(1, time.Second))
+		redisstore.WithWait(1, 2*time.Second))
 
 	ids := make([]string, 60)
 	for i := range ids {
