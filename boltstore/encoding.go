@@ -1,26 +1,15 @@
 package boltstore
 
 import (
-	"math"
 	"time"
+
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 )
 
 // ceilMillis returns t in Unix milliseconds, rounded up so that a stored
 // revocation never ends before its exp. Times beyond what int64 milliseconds
 // hold (292 million years) are clamped.
-func ceilMillis(t time.Time) int64 {
-	const maxSec = math.MaxInt64/1000 - 1
-	if sec := t.Unix(); sec > maxSec {
-		return math.MaxInt64
-	} else if sec < -maxSec {
-		return math.MinInt64 + 1
-	}
-	ms := t.UnixMilli()
-	if t.Nanosecond()%int(time.Millisecond) != 0 {
-		ms++
-	}
-	return ms
-}
+func ceilMillis(t time.Time) int64 { return expiry.CeilMillis(t) }
 
 // encodeMillis maps int64 to uint64 preserving order, so that big-endian
 // bytes sort like the times they encode, negative ones included.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
@@ -563,15 +564,7 @@ func (s *Store) putLocked(jti string, e entry, now int64) entry {
 
 // unixNano is t.UnixNano, saturated for times beyond the year 2262 that
 // int64 nanoseconds cannot hold.
-func unixNano(t time.Time) int64 {
-	if t.Unix() >= math.MaxInt64/int64(time.Second) {
-		return math.MaxInt64
-	}
-	if t.Unix() <= math.MinInt64/int64(time.Second) {
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
+func unixNano(t time.Time) int64 { return expiry.UnixNano(t) }
 
 // sat returns now+d, saturated at the largest int64.
 func sat(now, d int64) int64 {

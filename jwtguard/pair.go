@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -72,6 +73,11 @@ func (p *Pair) UnmarshalJSON(data []byte) error {
 	at := func(seconds *int64) time.Time {
 		if seconds == nil {
 			return time.Time{}
+		}
+		// Saturate: a Duration holds only 292 years of seconds, and a
+		// wrapped product would put the expiry in the past.
+		if *seconds > int64(math.MaxInt64/time.Second) {
+			return now.Add(math.MaxInt64)
 		}
 		return now.Add(time.Duration(*seconds) * time.Second)
 	}

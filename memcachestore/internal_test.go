@@ -55,7 +55,8 @@ func TestCeilMillis(t *testing.T) {
 		{base.Add(time.Nanosecond), 1_700_000_000_124},
 		{base.Add(999_999 * time.Nanosecond), 1_700_000_000_124},
 		{time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), 4_102_444_800_000},
-		{time.Unix(math.MaxInt64, 0), maxExpMs},
+		{time.UnixMilli(math.MaxInt64).Add(time.Nanosecond), maxExpMs},
+		{time.Unix(math.MaxInt64-62135596800, 999_999_999), maxExpMs}, // the latest time.Time
 	} {
 		if got := ceilMillis(tc.t); got != tc.want {
 			t.Errorf("ceilMillis(%v) = %d, want %d", tc.t, got, tc.want)

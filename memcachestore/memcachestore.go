@@ -11,6 +11,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 )
 
 // DefaultPrefix starts every key when WithPrefix is not given.
@@ -322,18 +323,9 @@ func expiration(expMs int64, now time.Time) int32 {
 	return int32(abs)
 }
 
-// ceilMillis returns t in Unix milliseconds, rounded up.
-func ceilMillis(t time.Time) int64 {
-	sec := t.Unix()
-	if sec >= maxExpMs/1000-1 {
-		return maxExpMs
-	}
-	ms := sec*1000 + int64(t.Nanosecond()/1e6)
-	if t.Nanosecond()%1e6 != 0 {
-		ms++
-	}
-	return ms
-}
+// ceilMillis returns t in Unix milliseconds, rounded up, saturated at
+// maxExpMs.
+func ceilMillis(t time.Time) int64 { return expiry.CeilMillis(t) }
 
 // encodeValue returns the value of an entry: the exp, then for a hashed key
 // the id, so that reads can tell ids whose digests collide apart.

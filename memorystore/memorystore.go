@@ -13,12 +13,12 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 )
 
 // DefaultSweepInterval is how often the background sweeper removes expired
@@ -217,20 +217,7 @@ func (s *Store) sweepLocked(now int64) {
 
 // unixNano is t.UnixNano clamped to the range it can represent (years 1678
 // to 2262), so far-future exps stay far in the future.
-func unixNano(t time.Time) int64 {
-	if t.After(maxTime) {
-		return math.MaxInt64
-	}
-	if t.Before(minTime) {
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	maxTime = time.Unix(0, math.MaxInt64)
-	minTime = time.Unix(0, math.MinInt64)
-)
+func unixNano(t time.Time) int64 { return expiry.UnixNano(t) }
 
 type expiryItem struct {
 	exp int64
