@@ -167,15 +167,22 @@ func runFailover(t *testing.T, opts ...redisstore.Option) failoverResult {
 	}
 	defer stopWriters()
 
-	time.Sleep(time.Second)
-	mu.Lock()
+	// A second of writes, longer if the machine is so loaded that no
+	// write has reached a master outside the stream's yet.
 	var busiest string
-	for m, n := range perMaster {
-		if m != streamMaster && (busiest == "" || n > perMaster[busiest]) {
-			busiest = m
+	for start := time.Now(); busiest == "" || time.Since(start) < time.Second; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("no revocation acknowledged in 20 s")
 		}
+		mu.Lock()
+		busiest = ""
+		for m, n := range perMaster {
+			if m != streamMaster && (busiest == "" || n > perMaster[busiest]) {
+				busiest = m
+			}
+		}
+		mu.Unlock()
 	}
-	mu.Unlock()
 	var master *testserver.Server
 	for _, n := range cluster.Nodes {
 		if n.Addr() == busiest {
