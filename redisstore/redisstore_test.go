@@ -75,24 +75,35 @@ func TestConformanceStandalone(t *testing.T) {
 }
 
 // TestConformanceCluster runs the suite on a cluster of 3 masters and 3
-// replicas, persistent, as production clusters run.
+// replicas, persistent, as production clusters run: once plain, and once
+// with every write waiting for its replica (WithWait), on the same cluster.
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
 	client := redistest.ClusterClient(t, cluster.Addrs())
 	peer := redistest.ClusterClient(t, cluster.Addrs())
-	conformance.Run(t, func(t *testing.T) blocklist.Store {
-		return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
-	}, conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
+	withPeer := conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
 		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
-	}), conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
-		client := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 []string{closedAddr(t), closedAddr(t), closedAddr(t)},
-			ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1,
-		})
-		t.Cleanup(func() { client.Close() })
-		return redisstore.New(client)
-	}))
+	})
+	t.Run("plain", func(t *testing.T) {
+		t.Parallel()
+		conformance.Run(t, func(t *testing.T) blocklist.Store {
+			return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
+		}, withPeer, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
+			client := redis.NewClusterClient(&redis.ClusterOptions{
+				Addrs:                 []string{closedAddr(t), closedAddr(t), closedAddr(t)},
+				ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1,
+			})
+			t.Cleanup(func() { client.Close() })
+			return redisstore.New(client)
+		}))
+	})
+	t.Run("WithWait", func(t *testing.T) {
+		t.Parallel()
+		conformance.Run(t, func(t *testing.T) blocklist.Store {
+			return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)), redisstore.WithWait(1, 2*time.Second))
+		}, withPeer)
+	})
 }
 
 // TestRing: a *redis.Ring over two servers works too. The suite already

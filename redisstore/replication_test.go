@@ -282,20 +282,6 @@ func TestWithWaitClusterRedirects(t *testing.T) {
 	}
 }
 
-// TestConformanceClusterWithWait runs the suite on a 3+3 cluster with every
-// write waiting for its replica.
-func TestConformanceClusterWithWait(t *testing.T) {
-	t.Parallel()
-	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
-	client := redistest.ClusterClient(t, cluster.Addrs())
-	peer := redistest.ClusterClient(t, cluster.Addrs())
-	conformance.Run(t, func(t *testing.T) blocklist.Store {
-		return redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)), redisstore.WithWait(1, 2*time.Second))
-	}, conformance.WithPeer(func(t *testing.T, s blocklist.Store) blocklist.Store {
-		return redisstore.New(peer, redisstore.WithPrefix(s.(*redisstore.Store).Prefix()))
-	}))
-}
-
 // TestConformanceStandaloneWithWait runs the suite on a master with one
 // replica, every write waiting for it.
 func TestConformanceStandaloneWithWait(t *testing.T) {
