@@ -21,8 +21,9 @@ import (
 // every store of the demo: the token cookie is HttpOnly and gone after
 // logout, a copied token is refused after logout with RFC 6750's challenge,
 // a logout ends the session's refresh token, and "log out everywhere" ends
-// every token. On the default store, a page of another origin then tries to
-// log the user out, with fetch and with a form, and is refused.
+// every token. On the default store, a page of another origin (same site),
+// then one of another site, try to log the user out with fetch and with a
+// form, and are refused.
 func TestStory(t *testing.T) {
 	browserPath := chromiumPath(t)
 	start := time.Now()
@@ -58,7 +59,9 @@ func TestStory(t *testing.T) {
 			b.t = t
 			story(t, b, d, i == 0)
 			if i == 0 {
-				crossOrigin(t, b, d)
+				for _, a := range attacks {
+					crossOrigin(t, b, d, a)
+				}
 			}
 		})
 	}
@@ -183,20 +186,40 @@ func (b *tab) tokenCookie(url string) *network.Cookie {
 	return nil
 }
 
-// crossOrigin serves a page from a second origin (another port of the same
-// host, so the same site: SameSite=Lax lets the cookie go along) that tries
-// to log the logged-in user out of d: fetch with credentials to /logout and
-// /logout-all, and a form posting to /logout as a top-level navigation. The
-// demo must answer 403 to each, and the user stays logged in.
-func crossOrigin(t *testing.T, b *tab, d *demo) {
+// attack is a page of another origin trying to log the user out, and what
+// the browser and the demo must do with its requests.
+type attack struct {
+	name       string // for messages and screenshots
+	host       string // the other page's host; its port always differs from the demo's
+	fetchSite  string // the Sec-Fetch-Site the browser sends
+	cookieSent bool   // whether SameSite=Lax lets the cookie go along
+	status     int    // the demo's answer
+}
+
+var attacks = []attack{
+	// Another port of the same host is another origin but the same site:
+	// SameSite=Lax sends the cookie, and only the cross-origin protection
+	// stands between that page and the user's session.
+	{name: "other-origin", host: "127.0.0.1", fetchSite: "same-site", cookieSent: true, status: http.StatusForbidden},
+	// Another site: SameSite=Lax keeps the cookie off a POST, so the
+	// request carries no token at all.
+	{name: "other-site", host: "localhost", fetchSite: "cross-site", cookieSent: false, status: http.StatusUnauthorized},
+}
+
+// crossOrigin serves a page from a.host on another port that tries to log
+// the logged-in user out of d: fetch with credentials to /logout and
+// /logout-all, and a form posting to /logout as a top-level navigation.
+// The demo must answer a.status to each, and the user stays logged in.
+func crossOrigin(t *testing.T, b *tab, d *demo, a attack) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, otherOriginPage, html.EscapeString(d.url), d.url)
 	}))
 	defer other.Close()
+	page := strings.Replace(other.URL, "127.0.0.1", a.host, 1) + "/"
 
-	b.do("open the other origin", chromedp.Navigate(other.URL+"/"), chromedp.WaitVisible(chromedp.ID("fetch")))
-	b.do("fetch from the other origin",
+	b.do("open the "+a.name+" page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("fetch")))
+	b.do("fetch from the "+a.name+" page",
 		chromedp.Click(chromedp.ID("fetch")),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := chromedp.Poll[bool](`document.body.dataset.done === "1"`, chromedp.WithPollingTimeout(stepTimeout))(ctx, t)
@@ -204,31 +227,31 @@ func crossOrigin(t *testing.T, b *tab, d *demo) {
 		}))
 	for _, path := range []string{"/logout", "/logout-all"} {
 		x := b.lastExchange("POST " + d.url + path)
-		if !x.tokenSent || x.fetchSite != "same-site" {
-			t.Errorf("fetch POST %s from another origin: cookie sent %v, Sec-Fetch-Site %q; want the cookie sent, same-site", path, x.tokenSent, x.fetchSite)
+		if x.tokenSent != a.cookieSent || x.fetchSite != a.fetchSite {
+			t.Errorf("%s: fetch POST %s: cookie sent %v, Sec-Fetch-Site %q; want %v, %q", a.name, path, x.tokenSent, x.fetchSite, a.cookieSent, a.fetchSite)
 		}
-		if x.status != 403 || !d.answered("POST", path, 403) {
-			t.Errorf("fetch POST %s from another origin: %d; want 403, and in the demo's log", path, x.status)
+		if x.status != a.status || !d.answered("POST", path, a.status) {
+			t.Errorf("%s: fetch POST %s: %d; want %d, and in the demo's log", a.name, path, x.status, a.status)
 		}
 	}
-	b.shoot("other-origin-fetch", "")
-	b.stillLoggedIn(d, "after the other origin's fetch")
+	b.shoot(a.name+"-fetch", "")
+	b.stillLoggedIn(d, a.name+": after the fetch")
 
-	b.do("open the other origin", chromedp.Navigate(other.URL+"/"), chromedp.WaitVisible(chromedp.ID("submit")))
+	b.do("open the "+a.name+" page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("submit")))
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
 	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("submit")))
 	if err != nil {
-		t.Fatalf("submitting the other origin's form: %v", err)
+		t.Fatalf("%s: submitting the form: %v", a.name, err)
 	}
-	if res.URL != d.url+"/logout" || res.Status != 403 {
-		t.Errorf("form POST from another origin: %s %d; want %s/logout 403", res.URL, res.Status, d.url)
+	if res.URL != d.url+"/logout" || int(res.Status) != a.status {
+		t.Errorf("%s: form POST: %s %d; want %s/logout %d", a.name, res.URL, res.Status, d.url, a.status)
 	}
-	if x := b.lastExchange("POST " + d.url + "/logout"); !x.tokenSent || x.fetchSite != "same-site" {
-		t.Errorf("form POST from another origin: cookie sent %v, Sec-Fetch-Site %q; want the cookie sent, same-site", x.tokenSent, x.fetchSite)
+	if x := b.lastExchange("POST " + d.url + "/logout"); x.tokenSent != a.cookieSent || x.fetchSite != a.fetchSite {
+		t.Errorf("%s: form POST: cookie sent %v, Sec-Fetch-Site %q; want %v, %q", a.name, x.tokenSent, x.fetchSite, a.cookieSent, a.fetchSite)
 	}
-	b.shoot("other-origin-form", "")
-	b.stillLoggedIn(d, "after the other origin's form")
+	b.shoot(a.name+"-form", "")
+	b.stillLoggedIn(d, a.name+": after the form")
 }
 
 // stillLoggedIn opens the demo's page and checks that GET /me with the
