@@ -80,10 +80,12 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	// likely unreachable or silent.
 	defer context.AfterFunc(s.lostSignal(), cancel)()
 	s.backendCalls.Add(1)
+	start := time.Now()
 	got, err := bounded(lctx, func(ctx context.Context) ([]time.Time, error) {
 		got := make([]time.Time, len(ids))
 		return got, blocklist.RevokedUntilEach(ctx, s.expiry, ids, got)
 	})
+	s.obs.backendCall(start)
 	if err != nil {
 		s.errors.Add(1)
 		return s.staleEach(ctx, jtis, until, missed, now, err)

@@ -48,6 +48,8 @@ type Store struct {
 
 	group singleflight.Group
 
+	obs *observer // metrics and logs; see metrics.go
+
 	negativeTTL   int64 // nanoseconds
 	positiveTTL   int64 // nanoseconds
 	lookupTimeout time.Duration
@@ -205,6 +207,7 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 		staleIfError:     int64(cfg.staleIfError),
 	}
 	s.lostCtx, s.lostCancel = context.WithCancel(context.Background())
+	s.obs = newObserver(s, cfg.observe)
 	s.expiry, _ = next.(blocklist.ExpiryStore)
 	if watcher != nil && !cfg.noWatch {
 		if cfg.replica {
@@ -467,6 +470,7 @@ func bounded[T any](ctx context.Context, f func(ctx context.Context) (T, error))
 // fetch makes one lookup in the next Store and caches its answer.
 func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error) {
 	s.backendCalls.Add(1)
+	defer s.obs.backendCall(time.Now())
 	s.mu.Lock()
 	revokes := s.revokes
 	s.mu.Unlock()

@@ -110,4 +110,31 @@
 // (BenchmarkReplicaMemory). Choose it when checks come from many distinct
 // tokens (a first check of each would otherwise cost a round trip) and the
 // blocklist fits in memory comfortably; keep the plain cache otherwise.
+//
+// # Metrics and logs
+//
+// A Store reports OpenTelemetry metrics through the meter provider of
+// WithMeterProvider (default the global one, otel.GetMeterProvider()),
+// under the instrumentation scope ScopeName. The application picks the SDK
+// and the exporter; this package uses the metric API only. The counters
+// are read from Stats at each collection, so a check records nothing and a
+// hit costs the same with or without a provider (BenchmarkHitMetrics).
+// Attributes are few and fixed: never a token id.
+//
+//	cached.lookups                   counter {lookup}     checks by cached.result: hit, miss, error, stale_if_error
+//	cached.backend.duration          histogram s          calls to the next Store (lookups on a miss, batch lookups)
+//	cached.entries                   updowncounter {entry} entries the cache holds
+//	cached.evictions                 counter {entry}      entries dropped to make room
+//	cached.watch.status              updowncounter {watch} 1 for the cached.watch.state the watch is in (off,
+//	                                                      starting, live, lost), 0 for the others
+//	cached.watch.events              counter {revocation} revocations the watch delivered
+//	cached.watch.lag                 histogram s          from a revocation's announcement, by the backend's clock
+//	                                                      (blocklist.Event.Announced), to its application here
+//	cached.replica.size              updowncounter {revocation} revocations the replica holds (replica mode)
+//	cached.replica.time_since_sync   gauge s              since the replica last completed a full load (replica mode)
+//
+// Each change of the watch's state is logged through WithLogger's logger
+// (default slog.Default()): at Warn when the watch is lost, at Info
+// otherwise. Close stops the metrics of the Store: call it when done, or
+// the meter provider keeps the Store reachable.
 package cached

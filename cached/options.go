@@ -61,6 +61,7 @@ type config struct {
 	watchNegativeTTL time.Duration
 	replica          bool
 	staleIfError     time.Duration
+	observe          observeConfig // WithLogger, WithMeterProvider; see metrics.go
 }
 
 func (c *config) fail(format string, args ...any) {

@@ -105,7 +105,7 @@ func (s *Store) setState(st WatchState) {
 	if st != WatchLive {
 		s.replicaReady.Store(false)
 	}
-	s.state.Store(int32(st))
+	s.obs.stateChanged(WatchState(s.state.Swap(int32(st))), st)
 	s.gen.Add(1)
 	s.lostMu.Lock()
 	switch {
@@ -187,6 +187,7 @@ func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 	switch ev.Kind {
 	case blocklist.Revoked:
 		s.watchEvents.Add(1)
+		s.obs.applied(ev.Announced)
 		if s.replica != nil {
 			_ = s.replica.Revoke(context.Background(), ev.JTI, ev.Exp)
 			return
@@ -231,6 +232,7 @@ func (s *Store) load(ctx context.Context) bool {
 		})
 		if err == nil {
 			s.replicaLoads.Add(1)
+			s.obs.loaded()
 			return true
 		}
 		s.errors.Add(1)
@@ -252,6 +254,7 @@ func (s *Store) load(ctx context.Context) bool {
 // Store. It is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.obs.close()
 		if s.stopWatch == nil {
 			return
 		}

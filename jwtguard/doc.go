@@ -186,4 +186,33 @@
 //
 // Clocks. These guarantees assume the clocks of the Guards, of the issuers
 // and of the Store agree within the checking Guard's leeway.
+//
+// # Metrics and logs
+//
+// A Guard reports OpenTelemetry metrics through the meter provider of
+// WithMeterProvider (default the global one, otel.GetMeterProvider()),
+// under the instrumentation scope ScopeName; the application picks the SDK
+// and the exporter, this package uses the metric API only. Attribute sets
+// are built once by New, so recording allocates nothing; no attribute ever
+// holds a token, a token id or a subject.
+//
+//	jwtguard.requests       counter {request}      middleware requests and Verify calls, by jwtguard.outcome:
+//	                                               accepted, no_token, invalid, revoked, cross_origin,
+//	                                               store_error, failed_open
+//	jwtguard.check.duration histogram s            time to check a token (parse, verify, ask the Store), by
+//	                                               jwtguard.outcome
+//	jwtguard.revocations    counter {revocation}   entries written to revoke, by jwtguard.revocation.kind
+//	                                               (token, session, subject) and jwtguard.outcome (ok,
+//	                                               store_error)
+//
+// Through WithLogger's logger (default slog.Default()) a Guard logs every
+// Store failure at Error with the error, whatever the ErrorHandler, and
+// each refusal at Debug with its reason, never the token.
+//
+// # Administration
+//
+// AdminHandler serves JSON endpoints to revoke ids and raw tokens, list
+// and count revocations, end sessions and log subjects out, for operators
+// (cmd/blocklist -admin talks to it). It authenticates nobody: mount it
+// behind an admin credential.
 package jwtguard

@@ -1,0 +1,251 @@
+package cached_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/jwtblocklist/blocklist/cached"
+)
+
+func meterForTest(t testing.TB) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	return mp, reader
+}
+
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+// int64Point returns the value of the int64 sum m for the attributes kv.
+func int64Point(t *testing.T, m metricdata.Metrics, kv ...attribute.KeyValue) int64 {
+	t.Helper()
+	want := attribute.NewSet(kv...)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("%q is %T, not an int64 sum", m.Name, m.Data)
+	}
+	for _, dp := range sum.DataPoints {
+		if dp.Attributes.Equals(&want) {
+			return dp.Value
+		}
+	}
+	t.Fatalf("%s has no point for %v", m.Name, kv)
+	return 0
+}
+
+func histCount(t *testing.T, m metricdata.Metrics) uint64 {
+	t.Helper()
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok {
+		t.Fatalf("%q is %T, not a float64 histogram", m.Name, m.Data)
+	}
+	var n uint64
+	for _, dp := range h.DataPoints {
+		n += dp.Count
+	}
+	return n
+}
+
+// syncBuffer is a log destination safe for the watch's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMetricsAndLogs(t *testing.T) {
+	mp, reader := meterForTest(t)
+	var logs syncBuffer
+	next := newMemory(t)
+	c, err := cached.New(next, cached.WithMeterProvider(mp),
+		cached.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 5*time.Second, "the watch live", func() bool { return c.Stats().Watch == cached.WatchLive })
+	ctx := t.Context()
+	for range 3 {
+		if _, err := c.IsRevoked(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Revoked in the next Store directly: it arrives by the watch.
+	if err := next.Revoke(ctx, "b", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the announcement", func() bool { return c.Stats().WatchEvents == 1 })
+	restore := next.CutWatches()
+	waitFor(t, 5*time.Second, "the watch lost", func() bool { return c.Stats().Watch != cached.WatchLive })
+	restore()
+	waitFor(t, 5*time.Second, "the watch live again", func() bool { return c.Stats().Watch == cached.WatchLive })
+
+	m := collect(t, reader)
+	result := func(v string) attribute.KeyValue { return attribute.String("cached.result", v) }
+	st := c.Stats()
+	if got := int64Point(t, m["cached.lookups"], result(cached.ResultHit)); got != int64(st.Hits) || got != 2 {
+		t.Errorf("cached.lookups{hit} = %d; want 2 (Stats %d)", got, st.Hits)
+	}
+	if got := int64Point(t, m["cached.lookups"], result(cached.ResultMiss)); got != 1 {
+		t.Errorf("cached.lookups{miss} = %d; want 1", got)
+	}
+	if got := int64Point(t, m["cached.entries"]); got != 2 {
+		t.Errorf("cached.entries = %d; want 2", got)
+	}
+	if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "live")); got != 1 {
+		t.Errorf("cached.watch.status{live} = %d; want 1", got)
+	}
+	if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "lost")); got != 0 {
+		t.Errorf("cached.watch.status{lost} = %d; want 0", got)
+	}
+	if n := histCount(t, m["cached.backend.duration"]); n != 1 {
+		t.Errorf("cached.backend.duration counted %d calls; want 1", n)
+	}
+	if n := histCount(t, m["cached.watch.lag"]); n != 1 {
+		t.Errorf("cached.watch.lag counted %d; want 1", n)
+	}
+	for name, unit := range map[string]string{"cached.backend.duration": "s", "cached.watch.lag": "s", "cached.lookups": "{lookup}", "cached.entries": "{entry}"} {
+		if m[name].Unit != unit {
+			t.Errorf("%s unit %q; want %q", name, m[name].Unit, unit)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "to=live") || !strings.Contains(out, "to=lost") && !strings.Contains(out, "to=starting") {
+		t.Errorf("state changes not logged:\n%s", out)
+	}
+
+	// A closed Store reports no more.
+	c.Close()
+	if _, ok := collect(t, reader)["cached.lookups"]; ok {
+		t.Error("a closed Store still reports cached.lookups")
+	}
+}
+
+func TestMetricsReplica(t *testing.T) {
+	mp, reader := meterForTest(t)
+	next := newMemory(t)
+	ctx := t.Context()
+	for _, id := range []string{"r1", "r2", "r3"} {
+		if err := next.Revoke(ctx, id, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := cached.New(next, cached.WithReplica(), cached.WithMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 5*time.Second, "the replica ready", func() bool { return c.Stats().ReplicaReady })
+	m := collect(t, reader)
+	if got := int64Point(t, m["cached.replica.size"]); got != 3 {
+		t.Errorf("cached.replica.size = %d; want 3", got)
+	}
+	g, ok := m["cached.replica.time_since_sync"].Data.(metricdata.Gauge[float64])
+	if !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value < 0 || g.DataPoints[0].Value > 60 {
+		t.Errorf("cached.replica.time_since_sync: %+v", m["cached.replica.time_since_sync"].Data)
+	}
+}
+
+func TestWatchStateText(t *testing.T) {
+	b, err := json.Marshal(map[string]cached.WatchState{"watch": cached.WatchLost})
+	if err != nil || string(b) != `{"watch":"lost"}` {
+		t.Errorf("JSON %s, %v", b, err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "state", cached.WatchLive)
+	if !strings.Contains(buf.String(), `"state":"live"`) {
+		t.Errorf("slog: %s", buf.String())
+	}
+}
+
+func TestObserveOptions(t *testing.T) {
+	for _, opt := range []cached.Option{cached.WithLogger(nil), cached.WithMeterProvider(nil)} {
+		if _, err := cached.New(newMemory(t), opt); err == nil {
+			t.Error("a nil logger or provider was accepted")
+		}
+	}
+}
+
+// A hit allocates nothing with the SDK installed: the counters are read at
+// collection, not recorded per check.
+func TestHitAllocatesNothingWithMetrics(t *testing.T) {
+	mp, reader := meterForTest(t)
+	c, err := cached.New(newMemory(t), cached.WithNegativeTTL(time.Hour), cached.WithoutWatch(), cached.WithMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.IsRevoked(ctx, "hot"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.IsRevoked(ctx, "hot") }); n != 0 {
+		t.Errorf("a hit allocates %v times with the SDK installed", n)
+	}
+	collect(t, reader)
+}
+
+// BenchmarkHitMetrics measures a cache hit without a meter provider (the
+// global no-op) and with the SDK and a manual reader installed, in the
+// same run; the ratio is the cost of the metrics on the hit path.
+func BenchmarkHitMetrics(b *testing.B) {
+	run := func(b *testing.B, opts ...cached.Option) {
+		c, err := cached.New(newMemory(b), append([]cached.Option{cached.WithNegativeTTL(time.Hour), cached.WithoutWatch()}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		ids := hotIDs()
+		mask := len(ids) - 1
+		ctx := context.Background()
+		for _, id := range ids {
+			c.IsRevoked(ctx, id)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			c.IsRevoked(ctx, ids[i&mask])
+		}
+	}
+	b.Run("without", func(b *testing.B) { run(b) })
+	b.Run("sdk", func(b *testing.B) {
+		mp, reader := meterForTest(b)
+		defer reader.Collect(context.Background(), &metricdata.ResourceMetrics{})
+		run(b, cached.WithMeterProvider(mp))
+	})
+}
