@@ -103,10 +103,13 @@ func waitSupported(client redis.UniversalClient) bool {
 }
 
 // writeTx runs cmds, all on key's slot, in one MULTI/EXEC on the master
-// owning key, followed by WAIT when WithWait is set. It returns the first
-// error of cmds, as a TxPipeline does (redis.Nil included), and asks a
-// Cluster client to reload its slot map after a failure that may mean it
-// is stale.
+// owning key, followed by WAIT when WithWait is set, and leaves each
+// command's reply in it. Without WithWait it returns the first error of
+// cmds, as a TxPipeline does (redis.Nil included); with it, the error of
+// the transaction or of WAIT (ErrNotReplicated), whatever the commands
+// answered, since even a SET NX that found the key comes with a
+// PEXPIREAT that may have changed it. After a failure that may mean the
+// slot map is stale it asks a Cluster client to reload it.
 func (s *Store) writeTx(ctx context.Context, key string, cmds ...redis.Cmder) error {
 	var err error
 	if s.waitReplicas > 0 {
@@ -189,6 +192,9 @@ func (s *Store) writeWaited(ctx context.Context, key string, tx bool, cmds ...re
 			for _, q := range queued {
 				first = append(first, q)
 			}
+			// All queued, then the slot moved before EXEC: EXEC
+			// answers the redirection itself.
+			first = append(first, exec)
 		} else {
 			first = cmds
 		}
