@@ -175,9 +175,12 @@ type exchange struct {
 	status    int    // 0 until the response arrives
 }
 
-func newTab(t *testing.T, browserCtx context.Context, s *shots) *tab {
+// newTab opens a tab of the browser of parent; with
+// chromedp.WithNewBrowserContext in opts it gets cookies of its own, else
+// it shares parent's.
+func newTab(t *testing.T, parent context.Context, s *shots, opts ...chromedp.ContextOption) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	t.Cleanup(cancel)
 	b := &tab{t: t, ctx: ctx, shots: s, exchanges: map[network.RequestID]*exchange{}}
 	err := chromedp.Listen(ctx, func(ev any) {
