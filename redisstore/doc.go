@@ -107,7 +107,10 @@
 // Revoke waits for both: it takes about as long as the slower of two round
 // trips instead of one, and every revocation of the fleet is an XADD on the
 // stream's master, which handles some 100,000 a second, far above any
-// logout rate. RevokeOnce announces only when it wins: on a single server
+// logout rate. That master is on the path of every Revoke: while it is
+// down, until its replica is promoted (two to three seconds with a
+// cluster-node-timeout of one second), every Revoke of the cluster fails,
+// whichever master holds its key. RevokeOnce announces only when it wins: on a single server
 // in one script (SET NX, then XADD), on Cluster with a second round trip
 // paid by the winner. If Revoke returns an error the announcement may be
 // missing even though the key was written: retry the Revoke (it is
