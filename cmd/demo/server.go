@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -39,7 +41,8 @@ type serverConfig struct {
 
 type server struct {
 	serverConfig
-	guard *jwtguard.Guard
+	guard    *jwtguard.Guard
+	throttle *loginThrottle
 }
 
 // newServer returns the demo's handler: the five endpoints behind an access
@@ -57,7 +60,7 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	if cfg.RefreshTTL == 0 {
 		cfg.RefreshTTL = max(24*time.Hour, cfg.TTL)
 	}
-	s := &server{serverConfig: cfg}
+	s := &server{serverConfig: cfg, throttle: newLoginThrottle()}
 	// One cross-origin protection for every POST: the Guard applies it to
 	// requests that carry the token cookie (/logout, /logout-all, /revoke),
 	// and it guards /login and /refresh, which set the cookie, directly.
@@ -115,6 +118,17 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 			"error_description": `want a JSON body {"username":"...","password":"..."}`})
 		return
 	}
+	// The attempt takes its place in the failure budgets before the
+	// password is checked, so that a throttled guess learns nothing.
+	now := s.Now()
+	attempt, wait := s.throttle.begin(c.Username, r.RemoteAddr, now)
+	if attempt == nil {
+		s.Log.Warn("login throttled", "user", c.Username, "remote", r.RemoteAddr, "retry_after", wait)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(wait.Seconds())), 1), 10))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too_many_attempts",
+			"error_description": "too many failed logins; retry later"})
+		return
+	}
 	userOK := subtle.ConstantTimeCompare([]byte(c.Username), []byte(s.User))
 	passOK := subtle.ConstantTimeCompare([]byte(c.Password), []byte(s.Password))
 	if userOK&passOK != 1 {
@@ -123,6 +137,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid username or password"})
 		return
 	}
+	attempt.succeeded(now)
 	p, err := s.guard.NewSession(c.Username, nil)
 	if err != nil {
 		s.Log.Error("signing a token", "err", err)
