@@ -1,0 +1,312 @@
+package cached_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/chaosproxy"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// chaosMaxLen is the stream length of the chaos tests: short, so a gap
+// of a few hundred revocations trims what a cut-off watcher had not read.
+const chaosMaxLen = 20
+
+// freezeGrace is how long after a revocation a watcher behind a frozen
+// link may still answer "not revoked": the watch's silence bound, the
+// blocking read in flight, and slack for a loaded machine.
+const freezeGrace = redisstore.WatchSilenceBound + 250*time.Millisecond + 750*time.Millisecond
+
+// chaosWorld is what a chaos round acts on: the writer A, the instances B
+// behind the proxies, and the ways to hurt the server.
+type chaosWorld struct {
+	a       blocklist.Store
+	admin   redis.UniversalClient // talks to Redis directly
+	stream  string
+	proxies []*chaosproxy.Proxy
+	bs      []*cached.Store
+	// restart, when set, restarts the server: keep says whether it keeps
+	// its data (SAVE first) or rolls back to its last snapshot.
+	restart func(t *testing.T, keep bool)
+}
+
+// chaosCounts are what a chaos test reports.
+type chaosCounts struct {
+	cuts, resumed, synced, revocations, checks, errs, misses int64
+	graced                                                   int64 // "not revoked" within freezeGrace of a revocation over a silent link
+	kinds                                                    map[string]int
+}
+
+// TestChaosStandalone and TestChaosCluster cut instances B off from Redis
+// through proxies, at random, by refusing, by accepting and closing, and by
+// freezing; in each gap instance A revokes fresh ids (each already cached
+// by B as "not revoked"), and at random the stream is trimmed past what B
+// read, deleted, or the server restarted keeping its data or rolling back
+// to an older snapshot. B, in cache and in replica mode, is checked all the
+// time by 4 goroutines and then a few thousand times right after each
+// heal: a revoked id must never be answered "not revoked".
+func TestChaosStandalone(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Redis(t)
+	p := proxied(t, srv.Addr())
+	w := chaosWorld{proxies: []*chaosproxy.Proxy{p}}
+	prefix := redistest.Prefix(t)
+	opts := []redisstore.Option{redisstore.WithPrefix(prefix), redisstore.WithStreamMaxLen(chaosMaxLen)}
+	aClient := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { aClient.Close() })
+	w.admin = aClient
+	w.a = redisstore.New(aClient, opts...)
+	w.stream = prefix
+	for _, replica := range []bool{false, true} {
+		bClient := redis.NewClient(&redis.Options{Addr: p.Addr()}) // default options
+		t.Cleanup(func() { bClient.Close() })
+		w.bs = append(w.bs, chaosInstance(t, redisstore.New(bClient, opts...), replica))
+	}
+	w.restart = func(t *testing.T, keep bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if keep {
+			if err := aClient.Save(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runChaos(t, &w, 8)
+}
+
+func TestChaosCluster(t *testing.T) {
+	t.Parallel()
+	c := testserver.RedisCluster(t, 3)
+	// B dials every node through a proxy of its own.
+	via := map[string]*chaosproxy.Proxy{}
+	w := chaosWorld{}
+	for _, addr := range c.Addrs() {
+		p := proxied(t, addr)
+		via[addr] = p
+		w.proxies = append(w.proxies, p)
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if p, ok := via[addr]; ok {
+			addr = p.Addr()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	prefix := redistest.Prefix(t)
+	opts := []redisstore.Option{redisstore.WithPrefix(prefix), redisstore.WithStreamMaxLen(chaosMaxLen)}
+	aClient := redistest.ClusterClient(t, c.Addrs())
+	w.admin = aClient
+	w.a = redisstore.New(aClient, opts...)
+	w.stream = prefix
+	for _, replica := range []bool{false, true} {
+		bClient := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Dialer: dial})
+		t.Cleanup(func() { bClient.Close() })
+		w.bs = append(w.bs, chaosInstance(t, redisstore.New(bClient, opts...), replica))
+	}
+	runChaos(t, &w, 5)
+}
+
+func chaosInstance(t *testing.T, next blocklist.Store, replica bool) *cached.Store {
+	opts := []cached.Option{cached.WithWatchNegativeTTL(time.Hour), cached.WithNegativeTTL(time.Hour)}
+	if replica {
+		opts = append(opts, cached.WithReplica())
+	}
+	return newCached(t, next, opts...)
+}
+
+// runChaos plays rounds of cut, damage and heal on w and reports the counts.
+func runChaos(t *testing.T, w *chaosWorld, rounds int) {
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("seed %d", seed)
+	var n chaosCounts
+	n.kinds = map[string]int{}
+	for _, b := range w.bs {
+		waitLive(t, b)
+	}
+	var all []string // every id revoked so far
+	exp := time.Now().Add(time.Hour)
+	for round := range rounds {
+		// Fresh ids, each cached by every B as "not revoked".
+		size := 5 + rng.IntN(30)
+		damage := []string{"none", "trim", "delete"}
+		if w.restart != nil {
+			damage = append(damage, "restart-keep", "restart-rollback")
+		}
+		what := damage[rng.IntN(len(damage))]
+		if what == "trim" {
+			size = 3 * chaosMaxLen * (2 + rng.IntN(3))
+		}
+		ids := make([]string, size)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("chaos-%d-%d", round, i)
+		}
+		for _, b := range w.bs {
+			for _, jti := range ids[:min(len(ids), 50)] {
+				_, _ = b.IsRevoked(ctx, jti) // errors allowed: a B may still be recovering
+			}
+		}
+		mode := []chaosproxy.Mode{chaosproxy.Refuse, chaosproxy.AcceptClose, chaosproxy.Freeze}[rng.IntN(3)]
+		// A link that goes silent (Freeze) is noticed only within the
+		// watch's silence bound: a revocation made meanwhile may be
+		// answered "not revoked" for that long, and no longer. A link
+		// that breaks (Refuse, AcceptClose) is noticed at once.
+		grace := time.Second
+		if mode == chaosproxy.Freeze {
+			grace = freezeGrace
+		}
+		checkers := make([]*staleCounter, len(w.bs))
+		for i, b := range w.bs {
+			checkers[i] = countStale(b, append(ids, sample(rng, all, 50)...), 2, grace, 50*time.Microsecond)
+			for _, jti := range all {
+				checkers[i].revoked.Store(jti, time.Time{})
+			}
+		}
+
+		revokedAt := map[string]time.Time{}
+		syncsBefore := make([]uint64, len(w.bs))
+		for i, b := range w.bs {
+			syncsBefore[i] = b.Stats().WatchSyncs
+		}
+		for _, p := range w.proxies {
+			if err := p.Set(mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.cuts++
+		n.kinds[mode.String()+"/"+what]++
+
+		// Damage, and revocations in the gap.
+		revoke := func(ids []string) {
+			for _, jti := range ids {
+				for attempt := 0; ; attempt++ {
+					err := w.a.Revoke(ctx, jti, exp)
+					if err == nil {
+						break
+					}
+					if attempt > 200 {
+						t.Fatalf("A cannot revoke: %v", err)
+					}
+					time.Sleep(10 * time.Millisecond) // a restart in progress
+				}
+				now := time.Now()
+				for _, c := range checkers {
+					c.revoked.Store(jti, now)
+				}
+				if _, ok := revokedAt[jti]; !ok {
+					revokedAt[jti] = now
+				}
+				n.revocations++
+			}
+		}
+		half := len(ids) / 2
+		revoke(ids[:half])
+		switch what {
+		case "delete":
+			if err := w.admin.Del(ctx, w.stream).Err(); err != nil {
+				t.Fatal(err)
+			}
+		case "restart-keep":
+			w.restart(t, true)
+		case "restart-rollback":
+			w.restart(t, false)
+			// What the rollback forgot is not revoked in Redis either:
+			// revoke it again, as a caller whose Revoke was lost would.
+			revoke(ids[:half])
+			revoke(all)
+		}
+		revoke(ids[half:])
+		gap := time.Duration(rng.IntN(200)) * time.Millisecond
+		if mode == chaosproxy.Freeze && rng.IntN(2) == 0 {
+			gap = freezeGrace // long enough for the watch to notice
+		}
+		time.Sleep(gap)
+
+		for _, p := range w.proxies {
+			if err := p.Set(chaosproxy.Pass); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all = append(all, ids...)
+		// A few thousand checks right after the heal, while the watches
+		// recover.
+		for i := 0; i < 2000; i++ {
+			b := w.bs[i%len(w.bs)]
+			jti := all[rng.IntN(len(all))]
+			if i%4 == 0 {
+				jti = ids[rng.IntN(len(ids))]
+			}
+			start := time.Now()
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			ok, err := b.IsRevoked(cctx, jti)
+			cancel()
+			n.checks++
+			switch at, recent := revokedAt[jti]; {
+			case err != nil:
+				n.errs++
+			case ok:
+			case mode == chaosproxy.Freeze && recent && start.Sub(at) < grace:
+				n.graced++
+			default:
+				n.misses++
+				t.Errorf("round %d (%s, %s): B %d answered \"not revoked\" for %q after the heal; Stats %+v",
+					round, mode, what, i%len(w.bs), jti, b.Stats())
+			}
+		}
+		for i, b := range w.bs {
+			waitLive(t, b)
+			if b.Stats().WatchSyncs > syncsBefore[i] {
+				n.synced++
+			} else {
+				n.resumed++
+			}
+		}
+		for i, c := range checkers {
+			c.finish()
+			n.checks += c.checks.Load()
+			n.errs += c.errs.Load()
+			n.graced += c.graced.Load()
+			if s := c.stale.Load(); s > 0 {
+				n.misses += s
+				t.Errorf("round %d (%s, %s): %d stale answers during the gap (first %v); Stats %+v", round, mode, what, s, c.firstStale.Load(), w.bs[i].Stats())
+			}
+		}
+	}
+	// Every revocation reached every B in the end.
+	for _, b := range w.bs {
+		for _, jti := range all {
+			if ok, err := b.IsRevoked(ctx, jti); err != nil || !ok {
+				n.misses++
+				t.Errorf("after the chaos: IsRevoked(%q) = %v, %v", jti, ok, err)
+			}
+		}
+	}
+	t.Logf("chaos: %d cuts (%v); watch recoveries: %d resumed, %d synced (gaps); %d revocations; %d checks (%d errors); %d misses; %d \"not revoked\" answered before B noticed the cut (within %s of the revocation over a frozen link, 1s over a broken one)",
+		n.cuts, n.kinds, n.resumed, n.synced, n.revocations, n.checks, n.errs, n.misses, n.graced, freezeGrace)
+}
+
+// sample returns up to k ids of all, at random.
+func sample(rng *rand.Rand, all []string, k int) []string {
+	if len(all) <= k {
+		return append([]string(nil), all...)
+	}
+	out := make([]string, k)
+	for i := range out {
+		out[i] = all[rng.IntN(len(all))]
+	}
+	return out
+}
