@@ -154,7 +154,7 @@ func (b *tab) step(id string, want int) (int, string) {
 		chromedp.Click(chromedp.ID(id)),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := chromedp.Poll[bool](fmt.Sprintf(`Number(document.body.dataset.requests) > %d`, before),
-				chromedp.WithPollingTimeout(stepTimeout))(ctx, t)
+				chromedp.WithPollingTimeout(stepTimeout), pollEvery())(ctx, t)
 			return err
 		}))
 	status := eval[string](b, fmt.Sprintf(`document.getElementById(%q).dataset.status`, id+"-result"))
@@ -200,6 +200,10 @@ type attack struct {
 	status     int    // the demo's answer
 }
 
+// pollEvery polls on a timer: the default, requestAnimationFrame, stops in
+// a tab that is not in front, as the story tab is while another one attacks.
+func pollEvery() chromedp.PollOption { return chromedp.WithPollingInterval(25 * time.Millisecond) }
+
 var attacks = []attack{
 	// Another port of the same host is another origin but the same site:
 	// SameSite=Lax sends the cookie, and only the cross-origin protection
@@ -228,7 +232,7 @@ func crossOrigin(t *testing.T, story *tab, d *demo, a attack) {
 	b.do("fetch from the "+a.name+" page",
 		chromedp.Click(chromedp.ID("fetch")),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := chromedp.Poll[bool](`document.body.dataset.done === "1"`, chromedp.WithPollingTimeout(stepTimeout))(ctx, t)
+			_, err := chromedp.Poll[bool](`document.body.dataset.done === "1"`, chromedp.WithPollingTimeout(stepTimeout), pollEvery())(ctx, t)
 			return err
 		}))
 	for _, path := range []string{"/logout", "/logout-all"} {
