@@ -204,10 +204,19 @@
 //	jwtguard.revocations    counter {revocation}   entries written to revoke, by jwtguard.revocation.kind
 //	                                               (token, session, subject) and jwtguard.outcome (ok,
 //	                                               store_error)
+//	jwtguard.refreshes      counter {refresh}      refresh tokens exchanged for the first time (sessions)
+//	jwtguard.refresh.grace_replays    counter {replay}    replays answered within the grace period
+//	jwtguard.refresh.reuse_detections counter {detection} spent refresh tokens presented again, each
+//	                                               revoking its session
+//
+// The session counters are SessionStats, read at each collection; the
+// provider keeps a Guard with sessions reachable.
 //
 // Through WithLogger's logger (default slog.Default()) a Guard logs every
 // Store failure at Error with the error, whatever the ErrorHandler, and
-// each refusal at Debug with its reason, never the token.
+// each refusal at Debug with its reason, never the token, and a detected
+// reuse of a refresh token at Warn with the sid and sub of the session it
+// revoked.
 //
 // # Administration
 //

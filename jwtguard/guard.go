@@ -173,7 +173,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		onError:          cfg.onError,
 		crossOrigin:      cfg.crossOrigin,
 		sess:             sess,
-		obs:              newObserver(&cfg),
+		obs:              newObserver(&cfg, sess),
 		challengeMissing: join(realm),
 		challengeInvalid: join(realm, `error="invalid_token"`),
 		challengeRevoked: join(realm, `error="invalid_token"`, `error_description="token revoked"`),

@@ -89,7 +89,7 @@ var durationBuckets = []float64{
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 }
 
-func newObserver(c *config) *observer {
+func newObserver(c *config, sess *sessions) *observer {
 	o := &observer{logger: c.observe.logger, clock: c.now}
 	if o.clock == nil {
 		o.clock = time.Now
@@ -113,6 +113,26 @@ func newObserver(c *config) *observer {
 		metric.WithDescription("Time to check a token: parse, verify and ask the Store, by outcome."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
+	if sess != nil {
+		// The session counters are the Guard's own (SessionStats), read
+		// at each collection.
+		refreshes, err := m.Int64ObservableCounter("jwtguard.refreshes", metric.WithUnit("{refresh}"),
+			metric.WithDescription("Refresh tokens exchanged for the first time."))
+		errs = append(errs, err)
+		replays, err := m.Int64ObservableCounter("jwtguard.refresh.grace_replays", metric.WithUnit("{replay}"),
+			metric.WithDescription("Refresh calls answered, within the grace period, with the successor pair of a refresh token exchanged before."))
+		errs = append(errs, err)
+		reuses, err := m.Int64ObservableCounter("jwtguard.refresh.reuse_detections", metric.WithUnit("{detection}"),
+			metric.WithDescription("Spent refresh tokens presented again, each revoking its session."))
+		errs = append(errs, err)
+		_, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+			obs.ObserveInt64(refreshes, int64(sess.refreshes.Load()))
+			obs.ObserveInt64(replays, int64(sess.graceReplays.Load()))
+			obs.ObserveInt64(reuses, int64(sess.reuses.Load()))
+			return nil
+		}, refreshes, replays, reuses)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		// An SDK refusing an instrument still returns a usable no-op one;
 		// say so once rather than fail New over telemetry.

@@ -2,6 +2,7 @@ package jwtguard_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -152,5 +153,44 @@ func TestObserveOptions(t *testing.T) {
 		if _, err := jwtguard.New(store, keyFunc, jwtguard.WithAlgorithms("HS256"), opt); err == nil {
 			t.Error("a nil logger or provider was accepted")
 		}
+	}
+}
+
+func TestSessionMetricsAndLogs(t *testing.T) {
+	mp, reader := meterForTest(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	g := newGuard(t, newMemory(t), jwtguard.WithMeterProvider(mp), jwtguard.WithLogger(logger), sessionOptions())
+	ctx := t.Context()
+	p, err := g.NewSession("alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Refresh(ctx, p.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
+		t.Fatalf("second refresh: %v; want ErrRefreshReused", err)
+	}
+	if err := g.LogoutAll(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	m := collect(t, reader)
+	for name, want := range map[string]int64{"jwtguard.refreshes": 1, "jwtguard.refresh.reuse_detections": 1, "jwtguard.refresh.grace_replays": 0} {
+		if got := sumOf(t, m[name]); got != want {
+			t.Errorf("%s = %d; want %d", name, got, want)
+		}
+	}
+	kind := func(k string) attribute.KeyValue { return attribute.String("jwtguard.revocation.kind", k) }
+	ok := attribute.String("jwtguard.outcome", "ok")
+	if got := sumOf(t, m["jwtguard.revocations"], kind("session"), ok); got != 1 {
+		t.Errorf("revocations{session} = %d; want 1", got)
+	}
+	if got := sumOf(t, m["jwtguard.revocations"], kind("subject"), ok); got != 1 {
+		t.Errorf("revocations{subject} = %d; want 1", got)
+	}
+	want := "level=WARN msg=\"jwtguard: refresh token reused; session revoked\" sid=" + p.SessionID + " sub=alice"
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
 	}
 }

@@ -646,6 +646,7 @@ func (g *Guard) Refresh(ctx context.Context, refreshToken string) (*Pair, error)
 		}
 	}
 	s.reuses.Add(1)
+	g.obs.reuseDetected(ctx, c.sid, c.sub)
 	if err := g.RevokeSession(ctx, c.sid); err != nil {
 		return nil, fmt.Errorf("%w: %w; and revoking its session failed: %w", ErrRefreshReused, ErrRevoked, err)
 	}
@@ -670,7 +671,9 @@ func (g *Guard) RevokeSession(ctx context.Context, sid string) error {
 		bound = MaxRefreshTTL
 	}
 	exp := g.sess.now().Add(bound + layoutPad)
-	if err := g.store.Revoke(ctx, sessionID(sid), exp); err != nil {
+	err = g.store.Revoke(ctx, sessionID(sid), exp)
+	g.obs.revoked(ctx, KindSession, err)
+	if err != nil {
 		return fmt.Errorf("jwtguard: revoking session: %w", err)
 	}
 	return nil
@@ -706,7 +709,9 @@ func (g *Guard) LogoutAll(ctx context.Context, sub string) error {
 	}
 	id := subjectID(sub)
 	span := subjectSpan.Milliseconds()
-	if err := g.store.Revoke(ctx, id, time.UnixMilli(cutoff+span)); err != nil {
+	err := g.store.Revoke(ctx, id, time.UnixMilli(cutoff+span))
+	g.obs.revoked(ctx, KindSubject, err)
+	if err != nil {
 		return fmt.Errorf("jwtguard: logging out everywhere: %w", err)
 	}
 	// Readers derive the cutoff from when the entry ends, which a Store may

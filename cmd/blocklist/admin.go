@@ -118,7 +118,7 @@ func (a *adminTarget) Revoke(ctx context.Context, jti string, exp time.Time) (ti
 	return *r.Until, nil
 }
 
-func (a *adminTarget) RevokeToken(ctx context.Context, raw string, _ time.Duration) (revocation, error) {
+func (a *adminTarget) RevokeToken(ctx context.Context, raw string) (revocation, error) {
 	var r jwtguard.AdminRevocation
 	if err := a.call(ctx, http.MethodPost, []string{"revocations"}, nil, map[string]string{"token": raw}, &r); err != nil {
 		return revocation{}, err
@@ -170,12 +170,12 @@ func (a *adminTarget) List(ctx context.Context, prefix string, fn func(string, t
 	}
 }
 
-func (a *adminTarget) RevokeSession(ctx context.Context, sid string, _ options) error {
+func (a *adminTarget) RevokeSession(ctx context.Context, sid string) error {
 	var out map[string]any
 	return a.call(ctx, http.MethodPost, []string{"sessions", sid, "revoke"}, nil, nil, &out)
 }
 
-func (a *adminTarget) LogoutAll(ctx context.Context, sub string, _ options) error {
+func (a *adminTarget) LogoutAll(ctx context.Context, sub string) error {
 	var out map[string]any
 	return a.call(ctx, http.MethodPost, []string{"subjects", sub, "logout-all"}, nil, nil, &out)
 }

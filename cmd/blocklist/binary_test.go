@@ -395,7 +395,7 @@ func TestUsage(t *testing.T) {
 		{"-store", "x.db", "list", "-limit", "-1"},
 		{"-store", "x.db", "list", "-count", "-limit", "3"},
 		{"-store", "x.db", "-admin", "http://127.0.0.1:1", "check", "x"},
-		{"-store", "x.db", "-refresh-ttl", "0s", "logout-all", "u"},
+		{"-store", "x.db", "-timeout", "0s", "logout-all", "u"},
 	} {
 		r := blocklistCmd(t, args...)
 		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 {

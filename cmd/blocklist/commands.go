@@ -17,15 +17,16 @@ import (
 type target interface {
 	// Revoke revokes jti until exp and returns when its revocation ends.
 	Revoke(ctx context.Context, jti string, exp time.Time) (time.Time, error)
-	// RevokeToken revokes raw by its id until its exp plus leeway.
-	RevokeToken(ctx context.Context, raw string, leeway time.Duration) (revocation, error)
+	// RevokeToken revokes raw by its id until its exp plus
+	// jwtguard.MaxLeeway, as (*jwtguard.Guard).Revoke does.
+	RevokeToken(ctx context.Context, raw string) (revocation, error)
 	// RevokedUntil is the end of jti's revocation, zero when not revoked.
 	RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	// List calls fn for live revocations whose id starts with prefix, each
 	// once, until fn returns an error.
 	List(ctx context.Context, prefix string, fn func(jti string, until time.Time) error) error
-	RevokeSession(ctx context.Context, sid string, o options) error
-	LogoutAll(ctx context.Context, sub string, o options) error
+	RevokeSession(ctx context.Context, sid string) error
+	LogoutAll(ctx context.Context, sub string) error
 	Watch(ctx context.Context, fn func(blocklist.Event)) error
 	// Doctor calls report for each thing it checked.
 	Doctor(ctx context.Context, report func(finding)) error
@@ -127,7 +128,7 @@ func cmdRevoke(args []string) (func(context.Context, env) error, error) {
 		return func(ctx context.Context, e env) error {
 			ctx, cancel := bounded(ctx, e.opts)
 			defer cancel()
-			r, err := e.target.RevokeToken(ctx, *token, e.opts.leeway)
+			r, err := e.target.RevokeToken(ctx, *token)
 			if err != nil {
 				return err
 			}
@@ -249,7 +250,7 @@ func cmdRevokeSession(args []string) (func(context.Context, env) error, error) {
 	return func(ctx context.Context, e env) error {
 		ctx, cancel := bounded(ctx, e.opts)
 		defer cancel()
-		if err := e.target.RevokeSession(ctx, sid, e.opts); err != nil {
+		if err := e.target.RevokeSession(ctx, sid); err != nil {
 			return err
 		}
 		return e.out.done("revoked session", "sid", sid)
@@ -268,7 +269,7 @@ func cmdLogoutAll(args []string) (func(context.Context, env) error, error) {
 	return func(ctx context.Context, e env) error {
 		ctx, cancel := bounded(ctx, e.opts)
 		defer cancel()
-		if err := e.target.LogoutAll(ctx, sub, e.opts); err != nil {
+		if err := e.target.LogoutAll(ctx, sub); err != nil {
 			return err
 		}
 		return e.out.done("logged out everywhere", "sub", sub)

@@ -50,8 +50,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/jwtblocklist/blocklist/jwtguard"
 )
 
 // Exit statuses.
@@ -117,8 +115,6 @@ type options struct {
 	admin      string
 	adminToken string
 	timeout    time.Duration
-	refreshTTL time.Duration
-	leeway     time.Duration
 }
 
 const usageText = `Usage: blocklist (-store URL | -admin URL) [flags] COMMAND ARGS
@@ -153,8 +149,6 @@ func newFlags(o *options, getenv func(string) string) *flag.FlagSet {
 	fs.StringVar(&o.admin, "admin", "", "base `URL` of a server's admin handler, instead of -store")
 	fs.StringVar(&o.adminToken, "admin-token", getenv("BLOCKLIST_ADMIN_TOKEN"), "bearer `token` for -admin (default $BLOCKLIST_ADMIN_TOKEN)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on each command but watch")
-	fs.DurationVar(&o.refreshTTL, "refresh-ttl", jwtguard.DefaultRefreshTTL, "the Guards' Sessions.RefreshTTL (revoke-session, logout-all)")
-	fs.DurationVar(&o.leeway, "leeway", 0, "the Guards' WithLeeway (revoke, revoke-session, logout-all)")
 	return fs
 }
 
@@ -210,10 +204,6 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stdo
 		return usagef("give -store or -admin, not both")
 	case o.timeout <= 0:
 		return usagef("-timeout %v: want a positive duration", o.timeout)
-	case o.refreshTTL <= 0:
-		return usagef("-refresh-ttl %v: want a positive duration", o.refreshTTL)
-	case o.leeway < 0:
-		return usagef("-leeway %v: must not be negative", o.leeway)
 	}
 	name, cargs := fs.Arg(0), fs.Args()[1:]
 	cmd, ok := commands[name]

@@ -191,14 +191,15 @@ func (t *storeTarget) Revoke(ctx context.Context, jti string, exp time.Time) (ti
 	return until, unavailable(err)
 }
 
-func (t *storeTarget) RevokeToken(ctx context.Context, raw string, leeway time.Duration) (revocation, error) {
+func (t *storeTarget) RevokeToken(ctx context.Context, raw string) (revocation, error) {
 	tok, err := jwtguard.ParseUnverified(raw)
 	if err != nil {
 		return revocation{}, usagef("revoke -token: %v", err)
 	}
 	r := revocation{JTI: tok.ID}
 	r.Session, _ = tok.Claims[jwtguard.ClaimSessionID].(string)
-	exp := tok.ExpiresAt.Add(leeway)
+	// What (*jwtguard.Guard).Revoke writes for a token without sid.
+	exp := tok.ExpiresAt.Add(jwtguard.MaxLeeway)
 	if !exp.After(time.Now()) {
 		r.Expired = true
 		return r, nil
@@ -236,34 +237,30 @@ func (t *storeTarget) List(ctx context.Context, prefix string, fn func(string, t
 	return err
 }
 
-// sessionGuard is a Guard with the session settings of o, used only to
-// write what RevokeSession and LogoutAll write; its key function is never
-// called.
-func (t *storeTarget) sessionGuard(o options) (*jwtguard.Guard, error) {
+// sessionGuard is a Guard with default session settings, used only to
+// write what RevokeSession and LogoutAll write (the session layout does not
+// depend on a Guard's settings); its key function is never called.
+func (t *storeTarget) sessionGuard() (*jwtguard.Guard, error) {
 	g, err := jwtguard.New(t.store,
 		func(*jwt.Token) (any, error) { return nil, errors.New("blocklist: tokens are not verified here") },
 		jwtguard.WithAlgorithms("HS256"),
-		jwtguard.WithLeeway(o.leeway),
-		jwtguard.WithSessions(jwtguard.Sessions{
-			AccessTTL:  min(jwtguard.DefaultAccessTTL, o.refreshTTL),
-			RefreshTTL: o.refreshTTL,
-		}))
+		jwtguard.WithSessions(jwtguard.Sessions{}))
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return g, nil
 }
 
-func (t *storeTarget) RevokeSession(ctx context.Context, sid string, o options) error {
-	g, err := t.sessionGuard(o)
+func (t *storeTarget) RevokeSession(ctx context.Context, sid string) error {
+	g, err := t.sessionGuard()
 	if err != nil {
 		return err
 	}
 	return unavailable(g.RevokeSession(ctx, sid))
 }
 
-func (t *storeTarget) LogoutAll(ctx context.Context, sub string, o options) error {
-	g, err := t.sessionGuard(o)
+func (t *storeTarget) LogoutAll(ctx context.Context, sub string) error {
+	g, err := t.sessionGuard()
 	if err != nil {
 		return err
 	}
@@ -301,7 +298,7 @@ func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstor
 
 func (t *storeTarget) Stats(ctx context.Context) (stats, error) {
 	st := stats{ByKind: map[string]int{}}
-	for _, k := range []string{jwtguard.KindToken, jwtguard.KindSignature, jwtguard.KindSession, jwtguard.KindSubject} {
+	for _, k := range []string{jwtguard.KindToken, jwtguard.KindSignature, jwtguard.KindSession, jwtguard.KindSubject, jwtguard.KindExchange} {
 		st.ByKind[k] = 0
 	}
 	err := t.List(ctx, "", func(jti string, _ time.Time) error {
