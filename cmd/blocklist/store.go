@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -244,7 +245,8 @@ func (t *storeTarget) sessionGuard() (*jwtguard.Guard, error) {
 	g, err := jwtguard.New(t.store,
 		func(*jwt.Token) (any, error) { return nil, errors.New("blocklist: tokens are not verified here") },
 		jwtguard.WithAlgorithms("HS256"),
-		jwtguard.WithSessions(jwtguard.Sessions{}))
+		jwtguard.WithSessions(jwtguard.Sessions{}),
+		jwtguard.WithLogger(slog.New(slog.DiscardHandler))) // the command reports errors itself, once
 	if err != nil {
 		return nil, usageError{err}
 	}
