@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -16,9 +13,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
 	"github.com/jwtblocklist/blocklist/boltstore"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/baseline"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/memcachestore"
 	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
@@ -31,7 +29,7 @@ type pair struct {
 	rawName string // the raw calls, as the table names them
 	rawLib  string // the raw client, as the chart names it
 	store   blocklist.Store
-	raw     blocklist.Store // a benchmark.Baseline
+	raw     blocklist.Store // a measure.Baseline
 	close   func() error    // releases what the pair owns (not shared clients)
 }
 
@@ -40,27 +38,8 @@ func nop() error { return nil }
 // memoryPair is memorystore beside the map and lock it is built on.
 func memoryPair() pair {
 	s := memorystore.New()
-	var mu sync.RWMutex
-	m := map[string]int64{}
-	raw := benchmark.Baseline{
-		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
-			mu.Lock()
-			m[jti] = exp.UnixNano()
-			mu.Unlock()
-			return nil
-		},
-		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
-			mu.RLock()
-			exp := m[jti]
-			mu.RUnlock()
-			return exp > time.Now().UnixNano(), nil
-		},
-	}
-	return pair{name: "memorystore", rawName: "map + RWMutex", rawLib: "map + RWMutex", store: s, raw: raw, close: s.Close}
+	return pair{name: "memorystore", rawName: "map + RWMutex", rawLib: "map + RWMutex", store: s, raw: baseline.Memory(), close: s.Close}
 }
-
-// rawBoltBucket is the bucket the raw bbolt calls use, beside the Store's.
-var rawBoltBucket = []byte("bench-raw")
 
 // boltPair is boltstore beside bbolt's own View+Get and Batch+Put, in one
 // new file in dir. It returns the db too, so a caller can tune it.
@@ -70,34 +49,12 @@ func boltPair(dir string) (pair, *bolt.DB, error) {
 		return pair{}, nil, fmt.Errorf("bbolt: %w", err)
 	}
 	s, err := boltstore.New(db)
+	var raw measure.Baseline
 	if err == nil {
-		err = db.Update(func(tx *bolt.Tx) error {
-			_, err := tx.CreateBucketIfNotExists(rawBoltBucket)
-			return err
-		})
+		raw, err = baseline.Bolt(db)
 	}
 	if err != nil {
 		return pair{}, nil, errors.Join(err, db.Close())
-	}
-	raw := benchmark.Baseline{
-		// The same call the Store makes: one Batch, one fsync per batch.
-		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
-			v := binary.BigEndian.AppendUint64(nil, uint64(exp.UnixMilli()))
-			k := []byte(jti)
-			return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(rawBoltBucket).Put(k, v) })
-		},
-		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
-			// Zero-copy, as the Store does: bbolt only reads the key.
-			key := unsafe.Slice(unsafe.StringData(jti), len(jti))
-			var exp int64
-			err := db.View(func(tx *bolt.Tx) error {
-				if v := tx.Bucket(rawBoltBucket).Get(key); len(v) == 8 {
-					exp = int64(binary.BigEndian.Uint64(v))
-				}
-				return nil
-			})
-			return exp > time.Now().UnixMilli(), err
-		},
 	}
 	closeAll := func() error { return errors.Join(s.Close(), db.Close()) }
 	return pair{name: "boltstore", rawName: "bbolt View+Get, Batch+Put", rawLib: "bbolt", store: s, raw: raw, close: closeAll}, db, nil
@@ -107,16 +64,7 @@ func boltPair(dir string) (pair, *bolt.DB, error) {
 // client; prefix keeps both apart from every other key.
 func redisPair(name string, client redis.UniversalClient, prefix string) pair {
 	s := redisstore.New(client, redisstore.WithPrefix(prefix))
-	rawPrefix := prefix + "raw:"
-	raw := benchmark.Baseline{
-		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
-			return client.Process(ctx, redis.NewStatusCmd(ctx, "set", rawPrefix+jti, "1", "pxat", exp.UnixMilli()))
-		},
-		IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
-			n, err := client.Exists(ctx, rawPrefix+jti).Result()
-			return n == 1, err
-		},
-	}
+	raw := baseline.Redis(client, prefix)
 	return pair{name: name, rawName: "go-redis EXISTS, SET PXAT", rawLib: "go-redis", store: s, raw: raw, close: nop}
 }
 
@@ -125,24 +73,7 @@ func redisPair(name string, client redis.UniversalClient, prefix string) pair {
 // prefix+id.
 func memcachePair(client *memcache.Client, prefix string) pair {
 	s := memcachestore.New(client, memcachestore.WithPrefix(prefix))
-	rawPrefix := prefix + "raw:"
-	raw := benchmark.Baseline{
-		RevokeFunc: func(_ context.Context, jti string, exp time.Time) error {
-			v := binary.BigEndian.AppendUint64(nil, uint64(exp.UnixMilli()))
-			secs := int32(time.Until(exp)/time.Second) + 1
-			return client.Set(&memcache.Item{Key: rawPrefix + jti, Value: v, Expiration: secs})
-		},
-		IsRevokedFunc: func(_ context.Context, jti string) (bool, error) {
-			it, err := client.Get(rawPrefix + jti)
-			if errors.Is(err, memcache.ErrCacheMiss) {
-				return false, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			return len(it.Value) == 8 && int64(binary.BigEndian.Uint64(it.Value)) > time.Now().UnixMilli(), nil
-		},
-	}
+	raw := baseline.Memcache(client, prefix)
 	return pair{name: "memcachestore", rawName: "gomemcache Get, Set", rawLib: "gomemcache", store: s, raw: raw, close: nop}
 }
 
@@ -160,7 +91,7 @@ func cachedPair(p pair) (pair, error) {
 		return pair{}, err
 	}
 	next := p.raw
-	raw := benchmark.Baseline{
+	raw := measure.Baseline{
 		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
 			if err := next.Revoke(ctx, jti, exp); err != nil {
 				return err

@@ -7,26 +7,26 @@ import (
 	"testing"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/conformance"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 )
 
-// The benchmarks below run the workload of package benchmark on every
+// The benchmarks below run the workload of conformance.RunBenchmarks on every
 // backend and on the raw client beneath it, as ordinary Go benchmarks:
 //
 //	go test -run '^$' -bench . ./bench
 //	go test -run '^$' -bench 'Redisstore$/' -count 10 ./bench | benchstat -col /side -
 //
 // Each has two sub-benchmarks, side=store and side=raw, with the phases of
-// benchmark.Run beneath. Servers are started per benchmark function; a
+// conformance.RunBenchmarks beneath. Servers are started per benchmark function; a
 // missing binary skips it.
 
-// benchPair runs benchmark.Run on the Store and on the raw calls of the pairs
+// benchPair runs conformance.RunBenchmarks on the Store and on the raw calls of the pairs
 // newPair makes, a fresh pair for every call.
 func benchPair(b *testing.B, newPair func(b *testing.B) pair) {
 	for _, side := range []string{"store", "raw"} {
 		b.Run("side="+side, func(b *testing.B) {
-			benchmark.Run(b, func(b *testing.B) blocklist.Store {
+			conformance.RunBenchmarks(b, func(b *testing.B) blocklist.Store {
 				p := newPair(b)
 				b.Cleanup(func() {
 					if err := p.close(); err != nil {

@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 )
 
 // comparedPair is a row of the comparison and the row beneath it, measured.
 type comparedPair struct {
 	name, rawName string
 	rawLib        string // short name of the raw client, for the chart
-	store, raw    benchmark.Result
+	store, raw    measure.Result
 	err           error // set when the pair could not be measured
 }
 
@@ -102,7 +102,7 @@ func (r *runner) comparison(ctx context.Context) (section, error) {
 	sec := section{title: "Every backend beside its raw client"}
 	sec.intro = append(sec.intro,
 		fmt.Sprintf("Each Store and the raw client calls it is built on (the ↳ row beneath it) "+
-			"run through the same workload of package `benchmark`, against the same server, taking turns in every phase "+
+			"run through the workload of `conformance.RunBenchmarks`, against the same server, taking turns in every phase "+
 			"(eight turns each, A B B A A B B A ...): "+
 			"%s token ids revoked, then IsRevoked cycling over them (revoked) and over as many ids never revoked "+
 			"(unrevoked), Revoke of a fresh id per call, and IsRevoked from %d goroutines at once (parallel, half "+
@@ -144,7 +144,7 @@ func (r *runner) comparison(ctx context.Context) (section, error) {
 			"networked figures move by tens of percent from run to run, while a Store and its raw client, measured in turns, "+
 			"move together. Read the ratios before the absolute figures.",
 		"Operations under about 2 µs are timed in groups, one clock reading per group, and their p99 is a p99 of group "+
-			"means (see package `benchmark`); slower ones are timed one by one.",
+			"means (see `internal/measure`); slower ones are timed one by one.",
 		"boltstore's Revoke, and the raw Batch+Put beneath it, wait for bbolt's batch delay (10 ms by default) and an "+
 			"fsync of the file in "+boltDirName(boltDir)+": that disk sets its cost. Concurrent revocations share one batch.",
 		"The *cached* rows use the package's defaults (NegativeTTL 1 s): after the warm-up nearly every lookup is a hit. "+
@@ -166,10 +166,10 @@ func boltDirName(dir string) string {
 
 // measurePair measures p's Store and its raw calls, taking turns phase by
 // phase.
-func (r *runner) measurePair(ctx context.Context, p pair) (store, raw benchmark.Result, err error) {
-	opts := append(r.env.cfg.measureOpts(), benchmark.WithBaseline("raw "+p.rawName, p.raw))
+func (r *runner) measurePair(ctx context.Context, p pair) (store, raw measure.Result, err error) {
+	opts := append(r.env.cfg.measureOpts(), measure.WithBaseline("raw "+p.rawName, p.raw))
 	r.log.printf("%s: measuring, in turns with the raw client (%s)", p.name, p.rawName)
-	res, err := benchmark.Measure(ctx, p.name, p.store, opts...)
+	res, err := measure.Measure(ctx, p.name, p.store, opts...)
 	if err != nil {
 		return res, raw, err
 	}
@@ -196,7 +196,7 @@ func addComparedRows(t *table, cp comparedPair) {
 }
 
 // resultCells are the cells of one measured row, in comparisonHeader's order.
-func resultCells(name string, r benchmark.Result, ratio string) []string {
+func resultCells(name string, r measure.Result, ratio string) []string {
 	return []string{
 		name,
 		fmtDur(r.Revoked.P50), fmtDur(r.Revoked.P99),

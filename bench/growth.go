@@ -14,8 +14,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
 	"github.com/jwtblocklist/blocklist/boltstore"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/memcachestore"
 	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
@@ -86,7 +86,7 @@ func (r *runner) growers() []grower {
 			return &growTarget{
 				store: s,
 				fill: func(ctx context.Context, ids []string, exp time.Time) error {
-					return benchmark.RevokeAll(ctx, s, ids, exp)
+					return measure.RevokeAll(ctx, s, ids, exp)
 				},
 				close: nop,
 			}, nil
@@ -123,17 +123,17 @@ func (r *runner) growth(ctx context.Context) (section, error) {
 	tbl.header = append(tbl.header, "ops timed")
 
 	exp := time.Now().Add(cfg.lifetime)
-	opts := []benchmark.Option{
-		benchmark.WithOps(cfg.growthOps),
-		benchmark.WithWarmup(cfg.growthOps / 10),
-		benchmark.WithMinDuration(cfg.minDuration),
-		benchmark.WithMaxDuration(cfg.maxDuration),
+	opts := []measure.Option{
+		measure.WithOps(cfg.growthOps),
+		measure.WithWarmup(cfg.growthOps / 10),
+		measure.WithMinDuration(cfg.minDuration),
+		measure.WithMaxDuration(cfg.maxDuration),
 	}
 	for _, g := range r.growers() {
 		revoked := []string{g.name, "revoked"}
 		unrevoked := []string{"", "unrevoked"}
 		ops := -1 // the fewest operations behind a figure of the row
-		err := r.grow(ctx, g, exp, opts, func(size int, rev, unrev benchmark.Latency) {
+		err := r.grow(ctx, g, exp, opts, func(size int, rev, unrev measure.Latency) {
 			revoked = append(revoked, join(fmtDur(rev.P50), fmtDur(rev.P99)))
 			unrevoked = append(unrevoked, join(fmtDur(unrev.P50), fmtDur(unrev.P99)))
 			if ops < 0 {
@@ -189,8 +189,8 @@ func sizesText(sizes []int) string {
 }
 
 // grow fills g to each size and reports the lookups timed at each.
-func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []benchmark.Option,
-	report func(size int, revoked, unrevoked benchmark.Latency)) (err error) {
+func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []measure.Option,
+	report func(size int, revoked, unrevoked measure.Latency)) (err error) {
 	t, err := g.open(ctx)
 	if err != nil {
 		return err
@@ -226,7 +226,7 @@ func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []bench
 			sample[i] = growthID(runID, 'g', rand.IntN(size))
 		}
 		s := t.store
-		rev, err := benchmark.Time(ctx, func(ctx context.Context, i int) error {
+		rev, err := measure.Time(ctx, func(ctx context.Context, i int) error {
 			jti := sample[i%len(sample)]
 			ok, err := s.IsRevoked(ctx, jti)
 			if err == nil && !ok {
@@ -237,7 +237,7 @@ func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []bench
 		if err != nil {
 			return fmt.Errorf("at %s, revoked ids: %w", fmtSize(size), err)
 		}
-		unrev, err := benchmark.Time(ctx, func(ctx context.Context, i int) error {
+		unrev, err := measure.Time(ctx, func(ctx context.Context, i int) error {
 			jti := unrevokedIDs[i%len(unrevokedIDs)]
 			ok, err := s.IsRevoked(ctx, jti)
 			if err == nil && ok {
@@ -255,7 +255,7 @@ func (r *runner) grow(ctx context.Context, g grower, exp time.Time, opts []bench
 }
 
 // growthID is the i-th id of a kind in the growth section: UUID-shaped,
-// like the ids of package benchmark.
+// like the ids of package measure.
 func growthID(runID string, kind byte, i int) string {
 	return fmt.Sprintf("%s-%c000-4000-8000-%012x", runID, kind, i)
 }

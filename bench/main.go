@@ -60,7 +60,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 )
 
 // config is what the flags chose.
@@ -111,16 +111,16 @@ func (c config) wantsAny(rows ...string) bool {
 	return false
 }
 
-// measureOpts are the options of every benchmark.Measure of the comparison.
-func (c config) measureOpts() []benchmark.Option {
-	return []benchmark.Option{
-		benchmark.WithOps(c.ops),
-		benchmark.WithWarmup(c.warmup),
-		benchmark.WithMinDuration(c.minDuration),
-		benchmark.WithMaxDuration(c.maxDuration),
-		benchmark.WithKeys(c.keys),
-		benchmark.WithLifetime(c.lifetime),
-		benchmark.WithParallelism(c.parallelism()),
+// measureOpts are the options of every measure.Measure of the comparison.
+func (c config) measureOpts() []measure.Option {
+	return []measure.Option{
+		measure.WithOps(c.ops),
+		measure.WithWarmup(c.warmup),
+		measure.WithMinDuration(c.minDuration),
+		measure.WithMaxDuration(c.maxDuration),
+		measure.WithKeys(c.keys),
+		measure.WithLifetime(c.lifetime),
+		measure.WithParallelism(c.parallelism()),
 	}
 }
 
@@ -156,7 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if only != "" {
 		cfg.only = strings.Split(only, ",")
 	}
-	cfg.keys = benchmark.DefaultKeys
+	cfg.keys = measure.DefaultKeys
 	cfg.lifetime = 30 * time.Minute
 	if cfg.quick {
 		cfg.ops, cfg.warmup, cfg.minDuration, cfg.maxDuration = 2000, 200, 100*time.Millisecond, time.Second

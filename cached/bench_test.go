@@ -14,8 +14,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/conformance"
 	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
@@ -196,18 +196,18 @@ func BenchmarkRedisMix(b *testing.B) {
 	}
 }
 
-// BenchmarkStore runs the module's shared workload (package benchmark)
+// BenchmarkStore runs the module's shared workload (conformance.RunBenchmarks)
 // through cached in front of memorystore and of redisstore, so these rows
 // are measured like every backend's.
 func BenchmarkStore(b *testing.B) {
 	b.Run("next=memorystore", func(b *testing.B) {
-		benchmark.Run(b, func(b *testing.B) blocklist.Store {
+		conformance.RunBenchmarks(b, func(b *testing.B) blocklist.Store {
 			return newCached(b, newMemory(b))
 		})
 	})
 	b.Run("next=redisstore", func(b *testing.B) {
 		client := redistest.Client(b, redisServer.Get(b).Addr())
-		benchmark.Run(b, func(b *testing.B) blocklist.Store {
+		conformance.RunBenchmarks(b, func(b *testing.B) blocklist.Store {
 			return newCached(b, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(b))))
 		})
 	})

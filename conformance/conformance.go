@@ -29,7 +29,11 @@
 //
 // The suite runs its subtests in parallel and waits in real time for entries
 // to expire, so it takes a few seconds whatever the backend. It imports only
-// the standard library.
+// the standard library and this module.
+//
+// RunBenchmarks runs, as Go benchmarks, the workload every backend of this
+// module is measured with, so a third party's Store gets figures that can
+// be set beside ours.
 package conformance
 
 import (

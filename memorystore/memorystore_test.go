@@ -10,6 +10,8 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/conformance"
+	"github.com/jwtblocklist/blocklist/internal/baseline"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
@@ -108,65 +110,23 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-func BenchmarkIsRevoked(b *testing.B) {
-	s := memorystore.New()
-	defer s.Close()
-	ctx := context.Background()
-	for i := range 10000 {
-		s.Revoke(ctx, fmt.Sprint("jti-", i), time.Now().Add(time.Hour))
-	}
-	for _, bc := range []struct{ name, jti string }{{"revoked", "jti-42"}, {"unrevoked", "never"}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.IsRevoked(ctx, bc.jti); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := s.IsRevoked(ctx, bc.jti); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
-	}
-	// The raw baseline: the same map lookup and expiry comparison with no
-	// contract checks around it.
-	b.Run("raw-map", func(b *testing.B) {
-		var mu sync.RWMutex
-		m := map[string]int64{"jti-42": time.Now().Add(time.Hour).UnixNano()}
-		b.ReportAllocs()
-		for b.Loop() {
-			mu.RLock()
-			exp := m["jti-42"]
-			mu.RUnlock()
-			_ = exp > time.Now().UnixNano()
-		}
+// BenchmarkConformance runs the workload every Store of this module is
+// measured with (conformance.RunBenchmarks).
+func BenchmarkConformance(b *testing.B) {
+	conformance.RunBenchmarks(b, func(b *testing.B) blocklist.Store {
+		s := memorystore.New()
+		b.Cleanup(func() { s.Close() })
+		return s
 	})
 }
 
-func BenchmarkRevoke(b *testing.B) {
+// BenchmarkVersusRaw times IsRevoked and Revoke in turns with the bare map
+// and lock the Store is built on; the *-x-raw ratios are the cost of the
+// contract's checks and the expiry heap.
+func BenchmarkVersusRaw(b *testing.B) {
 	s := memorystore.New()
-	defer s.Close()
-	ctx := context.Background()
-	exp := time.Now().Add(time.Hour)
-	ids := make([]string, 1<<16)
-	for i := range ids {
-		ids[i] = fmt.Sprint("jti-", i)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if err := s.Revoke(ctx, ids[i&(len(ids)-1)], exp); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	b.Cleanup(func() { s.Close() })
+	measure.Versus(b, s, baseline.Memory())
 }
 
 func TestNilOptionIsIgnored(t *testing.T) {

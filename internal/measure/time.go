@@ -1,4 +1,4 @@
-package benchmark
+package measure
 
 import (
 	"cmp"
@@ -32,14 +32,14 @@ func Time(ctx context.Context, op Op, opts ...Option) (Latency, error) {
 		return Latency{}, err
 	}
 	if op == nil {
-		return Latency{}, errors.New("benchmark: nil Op")
+		return Latency{}, errors.New("measure: nil Op")
 	}
 	p := &latencyPhase{op: op}
 	if err := p.warmUp(ctx, cfg.warmup, cfg.maxDuration/4); err != nil {
-		return p.latency(), fmt.Errorf("benchmark: %w", err)
+		return p.latency(), fmt.Errorf("measure: %w", err)
 	}
 	if err := p.run(ctx, cfg.ops, cfg.minDuration, cfg.maxDuration); err != nil {
-		return p.latency(), fmt.Errorf("benchmark: %w", err)
+		return p.latency(), fmt.Errorf("measure: %w", err)
 	}
 	return p.latency(), nil
 }
@@ -55,14 +55,14 @@ func Parallel(ctx context.Context, op Op, opts ...Option) (Throughput, error) {
 		return Throughput{}, err
 	}
 	if op == nil {
-		return Throughput{}, errors.New("benchmark: nil Op")
+		return Throughput{}, errors.New("measure: nil Op")
 	}
 	p := &parallelPhase{op: op, goroutines: cfg.parallelism}
 	if err := p.warmUp(ctx, cfg.warmup, cfg.maxDuration/4); err != nil {
-		return p.throughput(), fmt.Errorf("benchmark: %w", err)
+		return p.throughput(), fmt.Errorf("measure: %w", err)
 	}
 	if err := p.run(ctx, cfg.ops*cfg.parallelism, cfg.minDuration, cfg.maxDuration); err != nil {
-		return p.throughput(), fmt.Errorf("benchmark: %w", err)
+		return p.throughput(), fmt.Errorf("measure: %w", err)
 	}
 	return p.throughput(), nil
 }

@@ -1,4 +1,4 @@
-package benchmark
+package measure
 
 import (
 	"sync/atomic"
@@ -11,7 +11,8 @@ import (
 // time, with the timer stopped.
 const freshBatch = 4096
 
-// Run runs the workload of Measure as Go benchmarks, one sub-benchmark per
+// Run runs the workload of Measure as Go benchmarks (it is
+// conformance.RunBenchmarks), one sub-benchmark per
 // phase, each reporting ns/op and allocs/op:
 //
 //	IsRevoked/revoked     IsRevoked on revoked ids
@@ -38,14 +39,14 @@ func Run(b *testing.B, newStore func(b *testing.B) blocklist.Store, opts ...Opti
 		b.Helper()
 		s := newStore(b)
 		if s == nil {
-			b.Fatal("benchmark: newStore returned a nil Store")
+			b.Fatal("measure: newStore returned a nil Store")
 		}
 		w, err := newWorkload(b.Context(), s, cfg.keys, cfg.lifetime)
 		if err == nil {
 			err = w.prime(b.Context())
 		}
 		if err != nil {
-			b.Fatalf("benchmark: setup: %v", err)
+			b.Fatalf("measure: setup: %v", err)
 		}
 		return w
 	}

@@ -1,4 +1,4 @@
-package benchmark_test
+package measure_test
 
 import (
 	"context"
@@ -10,23 +10,23 @@ import (
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
 // tiny keeps the measurements of tests short.
-var tiny = []benchmark.Option{
-	benchmark.WithOps(300),
-	benchmark.WithWarmup(30),
-	benchmark.WithKeys(50),
-	benchmark.WithMinDuration(0),
-	benchmark.WithMaxDuration(5 * time.Second),
+var tiny = []measure.Option{
+	measure.WithOps(300),
+	measure.WithWarmup(30),
+	measure.WithKeys(50),
+	measure.WithMinDuration(0),
+	measure.WithMaxDuration(5 * time.Second),
 }
 
 func TestMeasureMemorystore(t *testing.T) {
 	s := memorystore.New()
 	defer s.Close()
-	res, err := benchmark.Measure(t.Context(), "mem", s, append(tiny, benchmark.WithParallelism(3))...)
+	res, err := measure.Measure(t.Context(), "mem", s, append(tiny, measure.WithParallelism(3))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestMeasureMemorystore(t *testing.T) {
 	}
 	// The lookups' warm-up asks for each of the 50 ids at least once; every
 	// warm-up then runs at least 16 operations to calibrate.
-	for name, l := range map[string]benchmark.Latency{"Revoked": res.Revoked, "Unrevoked": res.Unrevoked, "Revoke": res.Revoke} {
+	for name, l := range map[string]measure.Latency{"Revoked": res.Revoked, "Unrevoked": res.Unrevoked, "Revoke": res.Revoke} {
 		if wantWarm := map[bool]int{true: 30, false: 50}[name == "Revoke"] + 16; l.Ops != 300 || l.Warmup < wantWarm {
 			t.Errorf("%s: Ops, Warmup = %d, %d; want 300, at least %d", name, l.Ops, l.Warmup, wantWarm)
 		}
@@ -79,19 +79,19 @@ func (f *failing) IsRevoked(ctx context.Context, jti string) (bool, error) {
 func TestMeasureReportsWrongAnswersAndErrors(t *testing.T) {
 	mem := memorystore.New()
 	defer mem.Close()
-	_, err := benchmark.Measure(t.Context(), "liar", liar{mem}, tiny...)
+	_, err := measure.Measure(t.Context(), "liar", liar{mem}, tiny...)
 	if err == nil || !strings.Contains(err.Error(), "false for a revoked id") || !strings.Contains(err.Error(), "liar") {
 		t.Errorf("Measure(liar) = %v, want an error naming the store and the wrong answer", err)
 	}
 
 	f := &failing{Store: mem}
 	f.left.Store(100)
-	_, err = benchmark.Measure(t.Context(), "failing", f, tiny...)
+	_, err = measure.Measure(t.Context(), "failing", f, tiny...)
 	if !errors.Is(err, errDown) {
 		t.Errorf("Measure(failing) = %v, want it to wrap the store's error", err)
 	}
 
-	if _, err := benchmark.Measure(t.Context(), "nil", nil, tiny...); err == nil {
+	if _, err := measure.Measure(t.Context(), "nil", nil, tiny...); err == nil {
 		t.Error("Measure(nil Store) returned no error")
 	}
 }
@@ -101,7 +101,7 @@ func TestMeasureStopsWithContext(t *testing.T) {
 	defer mem.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := benchmark.Measure(ctx, "mem", mem, tiny...); !errors.Is(err, context.Canceled) {
+	if _, err := measure.Measure(ctx, "mem", mem, tiny...); !errors.Is(err, context.Canceled) {
 		t.Errorf("Measure(done ctx) = %v, want context.Canceled", err)
 	}
 
@@ -113,7 +113,7 @@ func TestMeasureStopsWithContext(t *testing.T) {
 		return nil
 	}
 	start := time.Now()
-	_, err := benchmark.Time(ctx, slow, benchmark.WithOps(1_000_000), benchmark.WithWarmup(0))
+	_, err := measure.Time(ctx, slow, measure.WithOps(1_000_000), measure.WithWarmup(0))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Time = %v, want DeadlineExceeded", err)
 	}
@@ -124,15 +124,15 @@ func TestMeasureStopsWithContext(t *testing.T) {
 
 func TestOptionsAreChecked(t *testing.T) {
 	op := func(context.Context, int) error { return nil }
-	for name, opt := range map[string]benchmark.Option{
-		"WithOps(0)":         benchmark.WithOps(0),
-		"WithWarmup(-1)":     benchmark.WithWarmup(-1),
-		"WithMaxDuration(0)": benchmark.WithMaxDuration(0),
-		"WithParallelism(0)": benchmark.WithParallelism(0),
-		"WithKeys(0)":        benchmark.WithKeys(0),
-		"WithLifetime(-1s)":  benchmark.WithLifetime(-time.Second),
+	for name, opt := range map[string]measure.Option{
+		"WithOps(0)":         measure.WithOps(0),
+		"WithWarmup(-1)":     measure.WithWarmup(-1),
+		"WithMaxDuration(0)": measure.WithMaxDuration(0),
+		"WithParallelism(0)": measure.WithParallelism(0),
+		"WithKeys(0)":        measure.WithKeys(0),
+		"WithLifetime(-1s)":  measure.WithLifetime(-time.Second),
 	} {
-		if _, err := benchmark.Time(t.Context(), op, opt); err == nil || !strings.Contains(err.Error(), name[:strings.Index(name, "(")]) {
+		if _, err := measure.Time(t.Context(), op, opt); err == nil || !strings.Contains(err.Error(), name[:strings.Index(name, "(")]) {
 			t.Errorf("%s: Time error %v, want one naming the option", name, err)
 		}
 	}
@@ -140,8 +140,8 @@ func TestOptionsAreChecked(t *testing.T) {
 
 func TestTimeStopsAtMaxDuration(t *testing.T) {
 	op := func(context.Context, int) error { time.Sleep(time.Millisecond); return nil }
-	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(100_000), benchmark.WithWarmup(1000),
-		benchmark.WithMaxDuration(80*time.Millisecond))
+	lat, err := measure.Time(t.Context(), op, measure.WithOps(100_000), measure.WithWarmup(1000),
+		measure.WithMaxDuration(80*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +159,8 @@ func TestTimeStopsAtMaxDuration(t *testing.T) {
 func TestMinDurationExtendsFastPhases(t *testing.T) {
 	op := func(context.Context, int) error { return nil }
 	start := time.Now()
-	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(10), benchmark.WithWarmup(10),
-		benchmark.WithMinDuration(30*time.Millisecond))
+	lat, err := measure.Time(t.Context(), op, measure.WithOps(10), measure.WithWarmup(10),
+		measure.WithMinDuration(30*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestBaselineTakesTurns(t *testing.T) {
 	var log []byte
 	var last byte
 	track := func(who byte, s blocklist.Store) blocklist.Store {
-		return benchmark.Baseline{
+		return measure.Baseline{
 			RevokeFunc: s.Revoke,
 			IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
 				if who != last {
@@ -190,8 +190,8 @@ func TestBaselineTakesTurns(t *testing.T) {
 	}
 	raw := memorystore.New()
 	defer raw.Close()
-	res, err := benchmark.Measure(t.Context(), "store", track('A', mem),
-		append(tiny, benchmark.WithBaseline("raw", track('B', raw)), benchmark.WithParallelism(1))...)
+	res, err := measure.Measure(t.Context(), "store", track('A', mem),
+		append(tiny, measure.WithBaseline("raw", track('B', raw)), measure.WithParallelism(1))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestTimeGroupsFastOperations(t *testing.T) {
 		next++
 		return nil
 	}
-	lat, err := benchmark.Time(t.Context(), op, benchmark.WithOps(5000), benchmark.WithWarmup(500), benchmark.WithMinDuration(0))
+	lat, err := measure.Time(t.Context(), op, measure.WithOps(5000), measure.WithWarmup(500), measure.WithMinDuration(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +234,8 @@ func TestParallelNumbersNeverRepeat(t *testing.T) {
 		}
 		return nil
 	}
-	tp, err := benchmark.Parallel(t.Context(), op, benchmark.WithOps(1000), benchmark.WithWarmup(100),
-		benchmark.WithParallelism(4), benchmark.WithMinDuration(0))
+	tp, err := measure.Parallel(t.Context(), op, measure.WithOps(1000), measure.WithWarmup(100),
+		measure.WithParallelism(4), measure.WithMinDuration(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestParallelNumbersNeverRepeat(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := benchmark.Parallel(t.Context(), failAt, benchmark.WithOps(1000), benchmark.WithWarmup(0)); !errors.Is(err, errDown) {
+	if _, err := measure.Parallel(t.Context(), failAt, measure.WithOps(1000), measure.WithWarmup(0)); !errors.Is(err, errDown) {
 		t.Errorf("Parallel = %v, want the op's error", err)
 	}
 }
@@ -258,7 +258,7 @@ func TestParallelNumbersNeverRepeat(t *testing.T) {
 // BenchmarkRun runs the suite on memorystore, as a third party would on
 // its own Store.
 func BenchmarkRun(b *testing.B) {
-	benchmark.Run(b, func(b *testing.B) blocklist.Store {
+	measure.Run(b, func(b *testing.B) blocklist.Store {
 		s := memorystore.New()
 		b.Cleanup(func() { s.Close() })
 		return s

@@ -1,23 +1,15 @@
-// Package benchmark measures a blocklist.Store, any Store, the way the
-// comparison of this module measures its own backends, so that a third-party
-// backend gets a row that can be set beside ours, and a backend beside the raw
-// client it wraps.
+// Package measure is the one timing implementation of this module: the
+// workload every Store is measured with, the turns a Store and its raw
+// baseline take so that their ratio is honest, and the percentiles. The
+// comparison command (go run ./bench), conformance.RunBenchmarks and the
+// benchmarks of every backend use it, so every row is measured the same way.
 //
-// It has two entry points over one workload. [Measure] runs a Store through
-// the workload and returns latency percentiles (p50, p99), parallel
-// throughput, allocations per operation and how many operations each figure
-// comes from; the comparison command of this module (go run ./bench) calls
-// it for every row of its table. [Run] runs the same workload as ordinary Go
-// benchmarks, beside conformance.Run, so that go test -bench reports ns/op
-// and allocs/op:
-//
-//	func BenchmarkStore(b *testing.B) {
-//		benchmark.Run(b, func(b *testing.B) blocklist.Store {
-//			s := mystore.New( /* a fresh namespace per call */ )
-//			b.Cleanup(func() { s.Close() })
-//			return s
-//		})
-//	}
+// [Measure] runs a Store through the workload and returns latency
+// percentiles (p50, p99), parallel throughput, allocations per operation and
+// how many operations each figure comes from. [Run] runs the same workload
+// as Go benchmarks (conformance.RunBenchmarks exposes it), and [Versus] times
+// a Store and its raw baseline in turns inside a Go benchmark and reports
+// their ratio.
 //
 // A raw client (a map read, a bbolt View+Get, a Redis EXISTS, a memcached
 // get) is measured by the same code when wrapped as a [Baseline]: the ratio
@@ -64,15 +56,13 @@
 // group. Operations slower than that are timed one by one, and their p99 is
 // that of single operations.
 //
-// # Why a package of its own
+// # Why internal
 //
-// The comparison must run as go run ./bench, which makes bench a command,
-// and a command cannot be imported. The measuring code lives here instead,
-// importable and, like conformance, built on the standard library alone, so a
-// third party pulls in nothing by using it. The bench command adds what
-// needs the clients: the servers, the raw baselines, the table and the chart.
+// Third parties measure their Store with conformance.RunBenchmarks; the
+// options, result types and baselines here serve this module's own tools and
+// may change with them.
 //
 // Measurements take what they measure: seconds per Store, more against a
 // slow one. They are for benchmarks and tools, not for tests that must be
 // fast (use small WithOps and WithMaxDuration there).
-package benchmark
+package measure

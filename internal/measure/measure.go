@@ -1,4 +1,4 @@
-package benchmark
+package measure
 
 import (
 	"context"
@@ -206,7 +206,7 @@ func newConfig(opts []Option) (config, error) {
 		c.minDuration = c.maxDuration
 	}
 	if len(c.errs) > 0 {
-		return c, fmt.Errorf("benchmark: %w", errors.Join(c.errs...))
+		return c, fmt.Errorf("measure: %w", errors.Join(c.errs...))
 	}
 	return c, nil
 }
@@ -308,10 +308,10 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 		return Result{}, err
 	}
 	if s == nil {
-		return Result{}, fmt.Errorf("benchmark: %s: nil Store", name)
+		return Result{}, fmt.Errorf("measure: %s: nil Store", name)
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("benchmark: %s: %w", name, err)
+		return Result{}, fmt.Errorf("measure: %s: %w", name, err)
 	}
 	subjects := []*subject{{name: name, s: s}}
 	if cfg.baseline != nil {
@@ -319,7 +319,7 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 	}
 	for _, sub := range subjects {
 		if sub.w, err = newWorkload(ctx, sub.s, cfg.keys, cfg.lifetime); err != nil {
-			return Result{}, fmt.Errorf("benchmark: %s: setup: %w", sub.name, err)
+			return Result{}, fmt.Errorf("measure: %s: setup: %w", sub.name, err)
 		}
 		sub.res = Result{Name: sub.name, Keys: cfg.keys}
 	}
@@ -366,7 +366,7 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 			}
 			p := &latencyPhase{op: l.op(sub.w)}
 			if err := p.warmUp(ctx, l.warm, cfg.maxDuration/4); err != nil {
-				return Result{}, fmt.Errorf("benchmark: %s: %s: %w", sub.name, l.phase, err)
+				return Result{}, fmt.Errorf("measure: %s: %s: %w", sub.name, l.phase, err)
 			}
 			phases[sub] = p
 		}
@@ -381,7 +381,7 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 				continue // out of fresh ids
 			}
 			if err := p.run(ctx, max(1, min(share(cfg.ops), left)), shareD(minD), shareD(cfg.maxDuration)); err != nil {
-				return Result{}, fmt.Errorf("benchmark: %s: %s: %w", sub.name, l.phase, err)
+				return Result{}, fmt.Errorf("measure: %s: %s: %w", sub.name, l.phase, err)
 			}
 		}
 		for _, sub := range subjects {
@@ -396,13 +396,13 @@ func Measure(ctx context.Context, name string, s blocklist.Store, opts ...Option
 	for _, sub := range subjects {
 		p := &parallelPhase{op: sub.w.mixed, goroutines: cfg.parallelism}
 		if err := p.warmUp(ctx, max(cfg.warmup, 2*cfg.keys), cfg.maxDuration/4); err != nil {
-			return Result{}, fmt.Errorf("benchmark: %s: parallel IsRevoked: %w", sub.name, err)
+			return Result{}, fmt.Errorf("measure: %s: parallel IsRevoked: %w", sub.name, err)
 		}
 		par[sub] = p
 	}
 	for _, sub := range turns {
 		if err := par[sub].run(ctx, share(cfg.ops*cfg.parallelism), shareD(cfg.minDuration), shareD(cfg.maxDuration)); err != nil {
-			return Result{}, fmt.Errorf("benchmark: %s: parallel IsRevoked: %w", sub.name, err)
+			return Result{}, fmt.Errorf("measure: %s: parallel IsRevoked: %w", sub.name, err)
 		}
 	}
 	for _, sub := range subjects {

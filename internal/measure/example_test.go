@@ -1,4 +1,4 @@
-package benchmark_test
+package measure_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/benchmark"
+	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
@@ -18,9 +18,9 @@ func ExampleMeasure() {
 	s := memorystore.New()
 	defer s.Close()
 
-	res, err := benchmark.Measure(context.Background(), "memorystore", s,
-		benchmark.WithOps(2000), benchmark.WithWarmup(200),
-		benchmark.WithMinDuration(0), benchmark.WithMaxDuration(time.Minute))
+	res, err := measure.Measure(context.Background(), "memorystore", s,
+		measure.WithOps(2000), measure.WithWarmup(200),
+		measure.WithMinDuration(0), measure.WithMaxDuration(time.Minute))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -39,7 +39,7 @@ func ExampleMeasure() {
 func ExampleBaseline() {
 	var mu sync.RWMutex
 	m := map[string]int64{}
-	raw := benchmark.Baseline{
+	raw := measure.Baseline{
 		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
 			mu.Lock()
 			m[jti] = exp.UnixNano()
@@ -53,9 +53,9 @@ func ExampleBaseline() {
 			return exp > time.Now().UnixNano(), nil
 		},
 	}
-	res, err := benchmark.Measure(context.Background(), "raw map", raw,
-		benchmark.WithOps(500), benchmark.WithWarmup(50),
-		benchmark.WithMinDuration(0), benchmark.WithMaxDuration(time.Minute))
+	res, err := measure.Measure(context.Background(), "raw map", raw,
+		measure.WithOps(500), measure.WithWarmup(50),
+		measure.WithMinDuration(0), measure.WithMaxDuration(time.Minute))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -68,7 +68,7 @@ func ExampleBaseline() {
 // Run puts the same workload under go test -bench, beside conformance.Run.
 func ExampleRun() {
 	benchmarkStore := func(b *testing.B) {
-		benchmark.Run(b, func(b *testing.B) blocklist.Store {
+		measure.Run(b, func(b *testing.B) blocklist.Store {
 			s := memorystore.New()
 			b.Cleanup(func() { s.Close() })
 			return s
