@@ -74,7 +74,8 @@
 // CLUSTERDOWN, MOVED, TRYAGAIN), and again every 200 ms for as long as such
 // failures keep coming (and five seconds after the last), so with the
 // caller's default ClusterClient every call that starts more than about
-// half a second after the promotion goes to the new master. Calls already
+// half a second after the promotion goes to the new master, and a Watch
+// whose stream's master died reconnects to the new one as soon. Calls already
 // sent to the dead master fail when the client's retries end (about two
 // seconds with go-redis's defaults) or at their deadline. Calls to the
 // other masters' slots are not affected, provided the cluster runs with

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/redisstore"
@@ -341,4 +342,102 @@ func checkFailover(t *testing.T, res failoverResult) {
 	if res.resumed == 0 {
 		t.Errorf("no write to the failed master's slots was acknowledged after the old master rejoined")
 	}
+}
+
+// TestClusterWatchFollowsFailover: a watch whose own Store makes no call
+// follows its stream to the replica promoted when the stream's master is
+// killed, within resumeBound of the promotion, and delivers what is
+// revoked there afterwards. Nothing else in its process fails, so nothing
+// else would make its client reload the slot map.
+func TestClusterWatchFollowsFailover(t *testing.T) {
+	t.Parallel()
+	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	watcher := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix))
+	revoker := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix),
+		redisstore.WithWait(1, 2*time.Second))
+	exp := time.Now().Add(time.Hour)
+	if err := revoker.Revoke(ctx, "before", exp); err != nil {
+		t.Fatal(err)
+	}
+
+	events := make(chan blocklist.Event, 1000)
+	watchCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- watcher.Watch(watchCtx, func(e blocklist.Event) { events <- e })
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	wait := func(what string, ok func(blocklist.Event) bool, within time.Duration) time.Time {
+		t.Helper()
+		timer := time.NewTimer(within)
+		defer timer.Stop()
+		for {
+			select {
+			case e := <-events:
+				if ok(e) {
+					return time.Now()
+				}
+			case <-timer.C:
+				t.Fatalf("no %s within %v", what, within)
+			}
+		}
+	}
+	isKind := func(k blocklist.EventKind) func(blocklist.Event) bool {
+		return func(e blocklist.Event) bool { return e.Kind == k }
+	}
+	wait("Synced", isKind(blocklist.Synced), 10*time.Second)
+
+	master, err := cluster.MasterFor(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := cluster.ReplicaOf(ctx, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill := time.Now()
+	if err := master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wait("Lost", isKind(blocklist.Lost), 5*time.Second)
+	rc := redistest.Client(t, replica.Addr())
+	var promoted time.Time
+	for {
+		if info, err := rc.Info(ctx, "replication").Result(); err == nil && strings.Contains(info, "role:master") {
+			promoted = time.Now()
+			break
+		}
+		if time.Since(kill) > 20*time.Second {
+			t.Fatal("replica not promoted 20 s after the kill")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	back := wait("Resumed or Synced", func(e blocklist.Event) bool {
+		return e.Kind == blocklist.Resumed || e.Kind == blocklist.Synced
+	}, resumeBound+5*time.Second)
+	t.Logf("promotion %v after the kill, watch back %v after the promotion", promoted.Sub(kill).Round(time.Millisecond), back.Sub(promoted).Round(time.Millisecond))
+	if d := back.Sub(promoted); d > resumeBound {
+		t.Errorf("the watch came back %v after the promotion, want within %v", d, resumeBound)
+	}
+	// The old master comes back as a replica, so writes are acknowledged.
+	if err := master.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := revoker.Revoke(ctx, "after", exp)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Revoke after the failover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wait(`Revoked "after"`, func(e blocklist.Event) bool { return e.Kind == blocklist.Revoked && e.JTI == "after" }, 10*time.Second)
 }

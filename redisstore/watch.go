@@ -247,6 +247,11 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 			closeFn()
 		}
 		conn, closeFn = nil, nil
+		// On Cluster the next connection goes to the stream's master in
+		// the client's slot map: have it reloaded, or a watch whose
+		// process makes no other call would dial a dead master until the
+		// client's periodic reload (a minute by default).
+		s.noteFailure(err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 		}
