@@ -49,6 +49,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/boltstore"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/jwtguard"
 	"github.com/jwtblocklist/blocklist/memcachestore"
 	"github.com/jwtblocklist/blocklist/memorystore"
 	"github.com/jwtblocklist/blocklist/redisstore"
@@ -108,6 +109,7 @@ type config struct {
 	secret     string
 	ttl        time.Duration
 	refreshTTL time.Duration
+	grace      time.Duration
 	user       string
 	password   string
 }
@@ -127,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	flags.StringVar(&cfg.secret, "secret", "", "HS256 `key`, at least 32 bytes (default $JWT_SECRET, else generated)")
 	flags.DurationVar(&cfg.ttl, "ttl", 15*time.Minute, "lifetime of access tokens")
 	flags.DurationVar(&cfg.refreshTTL, "refresh-ttl", 24*time.Hour, "lifetime of refresh tokens, and the longest of any token (at least -ttl)")
+	flags.DurationVar(&cfg.grace, "grace", 0, "grace period of refresh tokens: a refresh token presented again within it gets the same new pair (0: a second use ends the session)")
 	flags.StringVar(&cfg.user, "user", "demo", "demo user name")
 	flags.StringVar(&cfg.password, "password", "demo", "demo password")
 
@@ -162,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, usagef("-ttl %v: want at least 1s", cfg.ttl)
 	case cfg.refreshTTL < cfg.ttl:
 		return cfg, usagef("-refresh-ttl %v: want at least -ttl %v", cfg.refreshTTL, cfg.ttl)
+	case cfg.grace < 0 || cfg.grace > jwtguard.MaxGracePeriod:
+		return cfg, usagef("-grace %v: want 0 to %v", cfg.grace, jwtguard.MaxGracePeriod)
 	case cfg.user == "" || cfg.password == "":
 		return cfg, usagef("-user and -password must not be empty")
 	case set["secret"] && len(cfg.secret) < minSecretLen:
@@ -218,6 +223,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Secret:     secret,
 		TTL:        cfg.ttl,
 		RefreshTTL: cfg.refreshTTL,
+		Grace:      cfg.grace,
 		User:       cfg.user,
 		Password:   cfg.password,
 		Log:        log,

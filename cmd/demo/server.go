@@ -32,6 +32,7 @@ type serverConfig struct {
 	Secret     []byte          // HS256 key
 	TTL        time.Duration   // access-token lifetime
 	RefreshTTL time.Duration   // refresh-token lifetime; zero means 24h, or TTL when longer
+	Grace      time.Duration   // Sessions.GracePeriod
 	User       string
 	Password   string
 	Log        *slog.Logger
@@ -77,7 +78,7 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 		jwtguard.WithUnauthorizedHandler(s.unauthorized),
 		jwtguard.WithSessions(jwtguard.Sessions{
 			SigningMethod: jwt.SigningMethodHS256, SigningKey: cfg.Secret,
-			AccessTTL: cfg.TTL, RefreshTTL: cfg.RefreshTTL,
+			AccessTTL: cfg.TTL, RefreshTTL: cfg.RefreshTTL, GracePeriod: cfg.Grace,
 		}),
 	}
 	if cfg.FailOpen {
