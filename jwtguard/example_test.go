@@ -90,13 +90,14 @@ func ExampleGuard_RevocationHandler() {
 	srv := httptest.NewServer(guard.Middleware(guard.RevocationHandler()))
 	defer srv.Close()
 
-	sign := func(jti string) string {
+	sign := func(sub, jti string) string {
 		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"jti": jti, "exp": time.Now().Add(time.Hour).Unix(),
+			"sub": sub, "jti": jti, "exp": time.Now().Add(time.Hour).Unix(),
 		}).SignedString(secret)
 		return s
 	}
-	caller, stolen := sign("caller"), sign("stolen")
+	// By default a caller may revoke the tokens of its own subject only.
+	caller, stolen, bobs := sign("alice", "caller"), sign("alice", "stolen"), sign("bob", "bobs")
 
 	revoke := func(token string) {
 		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(url.Values{
@@ -114,11 +115,16 @@ func ExampleGuard_RevocationHandler() {
 	}
 	revoke(stolen)
 	revoke("not-a-token")
+	revoke(bobs)
 
 	_, err = guard.Verify(context.Background(), stolen)
+	fmt.Println(err)
+	_, err = guard.Verify(context.Background(), bobs)
 	fmt.Println(err)
 	// Output:
 	// 200
 	// 200
+	// 400
 	// jwtguard: token revoked
+	// <nil>
 }

@@ -78,7 +78,9 @@ type Guard struct {
 	crossOrigin  *http.CrossOriginProtection
 
 	sess *sessions // nil unless WithSessions; see session.go
-	obs  *observer // logs and metrics; see observe.go
+
+	revocationPolicy RevocationPolicy // RevocationHandler's; SameSubject by default
+	obs              *observer        // logs and metrics; see observe.go
 
 	// WWW-Authenticate values, built once by New.
 	challengeMissing, challengeInvalid, challengeRevoked string
@@ -137,6 +139,9 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 	if cfg.errorHandler == nil {
 		cfg.errorHandler = serviceUnavailable
 	}
+	if cfg.revocation == nil {
+		cfg.revocation = SameSubject
+	}
 	if cfg.unauthorized == nil {
 		cfg.unauthorized = unauthorized
 	}
@@ -173,6 +178,7 @@ func New(store blocklist.Store, keyFunc jwt.Keyfunc, opts ...Option) (*Guard, er
 		onError:          cfg.onError,
 		crossOrigin:      cfg.crossOrigin,
 		sess:             sess,
+		revocationPolicy: cfg.revocation,
 		obs:              newObserver(&cfg, sess),
 		challengeMissing: join(realm),
 		challengeInvalid: join(realm, `error="invalid_token"`),

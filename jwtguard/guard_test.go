@@ -489,7 +489,8 @@ func TestSetCookie(t *testing.T) {
 func TestRevocationHandler(t *testing.T) {
 	store := newMemory(t)
 	g := newGuard(t, store)
-	h := g.RevocationHandler()
+	caller := hs256(t, claims("caller")) // alice's
+	h := asCaller(g.RevocationHandler(), caller)
 	expired := claims("expired")
 	expired["exp"] = time.Now().Add(-time.Minute).Unix()
 
@@ -585,11 +586,23 @@ func TestFailClosed(t *testing.T) {
 	if res.header.Get("Set-Cookie") != "" {
 		t.Error("a failed logout cleared the cookie")
 	}
-	if res := serve(g.RevocationHandler(), formRequest("token="+token)); res.code != http.StatusServiceUnavailable {
+	// The caller's token was checked by the middleware (failing open).
+	callerCtx := func(r *http.Request) *http.Request {
+		tok, err := jwtguard.ParseUnverified(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.WithContext(jwtguard.NewContext(r.Context(), tok))
+	}
+	if res := serve(g.RevocationHandler(), callerCtx(formRequest("token="+token))); res.code != http.StatusServiceUnavailable {
 		t.Errorf("RFC 7009 with store down: %d; want 503", res.code)
 	}
-	if res := serve(g.RevocationHandler(), formRequest("token=garbage")); res.code != 200 {
+	if res := serve(g.RevocationHandler(), callerCtx(formRequest("token=garbage"))); res.code != 200 {
 		t.Errorf("RFC 7009 of garbage with store down: %d; want 200", res.code)
+	}
+	// Without the middleware, the caller cannot be checked.
+	if res := serve(g.RevocationHandler(), withBearer(formRequest("token=garbage"), token)); res.code != http.StatusServiceUnavailable {
+		t.Errorf("RFC 7009 with store down, caller unchecked: %d; want 503", res.code)
 	}
 }
 

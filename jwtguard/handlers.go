@@ -108,23 +108,74 @@ func (g *Guard) LogoutHandler() http.Handler {
 	}))
 }
 
+// RevocationPolicy decides whether the caller of RevocationHandler may
+// revoke target. caller is the verified token the request carries (the
+// middleware's, or else the request's bearer header or cookie), or nil when
+// it carries none: a policy that authenticates callers otherwise (mutual
+// TLS, a client secret) reads them from r. target is the token to revoke,
+// verified; it may be a refresh token. A policy must not write to r's
+// body, and must be safe for concurrent use.
+type RevocationPolicy func(r *http.Request, caller, target *Token) bool
+
+// SameSubject is the default RevocationPolicy: the caller may revoke a
+// token whose sub claim is a non-empty string equal to the sub of its own
+// token. A token without sub can be revoked by nobody through
+// RevocationHandler (Revoke and LogoutHandler still end it).
+func SameSubject(_ *http.Request, caller, target *Token) bool {
+	if caller == nil || target == nil {
+		return false
+	}
+	a, _ := caller.Claims["sub"].(string)
+	b, _ := target.Claims["sub"].(string)
+	return a != "" && a == b
+}
+
+// WithRevocationPolicy sets who may revoke which token through
+// RevocationHandler (default SameSubject). An administrator policy keeps
+// the default and adds a role, for example:
+//
+//	jwtguard.WithRevocationPolicy(func(r *http.Request, caller, target *jwtguard.Token) bool {
+//		return jwtguard.SameSubject(r, caller, target) || caller != nil && caller.Claims["role"] == "admin"
+//	})
+//
+// A nil policy makes New return an error.
+func WithRevocationPolicy(policy RevocationPolicy) Option {
+	return func(c *config) {
+		if policy == nil {
+			c.fail("WithRevocationPolicy(nil): policy must not be nil")
+			return
+		}
+		c.revocation = policy
+	}
+}
+
 // RevocationHandler returns an OAuth 2.0 token revocation endpoint (RFC
 // 7009). It takes a POST with an application/x-www-form-urlencoded body
 // holding token (required) and token_type_hint (accepted and ignored: the
-// Guard knows one kind of token). A token that verifies is revoked as
-// Revoke does; any other is left alone. Either way the answer is 200 with an
-// empty body, so the endpoint reveals nothing about the token (RFC 7009
-// section 2.2). A request without a token parameter gets 400 with
-// {"error":"invalid_request"}; another method gets 405. A Store failure
-// while revoking a valid token goes to the ErrorHandler (503 by default,
-// as section 2.2.1 allows): the revocation was not recorded and the client
-// must retry.
+// Guard knows one kind of token); another method gets 405, a request
+// without a token parameter 400 with {"error":"invalid_request"}.
 //
-// RFC 7009 wants the caller authenticated. Mount the handler behind the
-// middleware so that only a holder of a valid token can revoke, or behind
-// your own client authentication.
+// RFC 7009 revokes a token only for a caller entitled to it. The caller is
+// the verified token of the request: the one the middleware put in the
+// context, or else the request's own bearer header or cookie, verified as
+// the middleware would (so the handler may be mounted with or without the
+// middleware). A caller whose token is invalid or revoked, or a request
+// without a token that the RevocationPolicy (see WithRevocationPolicy;
+// SameSubject by default) does not let through, gets 401 with
+// {"error":"invalid_client"} and the middleware's WWW-Authenticate
+// challenge. Then the token to revoke is verified as Revoke does: one that
+// does not verify is left alone and the answer is 200, revealing nothing
+// about it (RFC 7009 section 2.2). A valid token the policy does not let
+// the caller revoke gets 400 with {"error":"unauthorized_client"} (RFC 7009
+// section 2.2.1, RFC 6749 section 5.2). In both refusals nothing is stored.
+// Otherwise the token is revoked as Revoke does (with its whole session
+// under sessions) and the answer is 200 with an empty body. A Store
+// failure (checking the caller, or revoking) goes to the ErrorHandler (503
+// by default, as section 2.2.1 allows): the revocation was not recorded
+// and the client must retry. A caller whose token comes from the cookie
+// must pass the cross-origin check, as in the middleware, or gets 403.
 func (g *Guard) RevocationHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return g.crossOriginChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -133,18 +184,73 @@ func (g *Guard) RevocationHandler() http.Handler {
 		}
 		form, err := readForm(r)
 		if err != nil || len(form["token"]) != 1 || form.Get("token") == "" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"error":"invalid_request"}`+"\n")
+			oauthError(w, http.StatusBadRequest, "invalid_request")
 			return
 		}
-		switch err := g.Revoke(r.Context(), form.Get("token")); {
-		case err == nil, errors.Is(err, ErrInvalidToken):
-			w.WriteHeader(http.StatusOK)
-		default:
-			g.errorHandler(w, r, err)
+		caller, ok := TokenFromContext(r.Context())
+		if !ok {
+			raw, err := g.TokenFromRequest(r)
+			switch {
+			case errors.Is(err, ErrNoToken):
+				caller = nil
+			case err != nil:
+				g.refuseClient(w, err)
+				return
+			default:
+				if caller, err = g.Verify(r.Context(), raw); err != nil {
+					if errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrRevoked) {
+						g.refuseClient(w, err)
+					} else {
+						g.errorHandler(w, r, err)
+					}
+					return
+				}
+			}
 		}
-	})
+		target, err := g.parse(form.Get("token"))
+		if err == nil && g.sess != nil {
+			_, err = g.sessionClaims(target) // the rules Revoke applies
+		}
+		if err != nil {
+			w.WriteHeader(http.StatusOK) // nothing to revoke
+			return
+		}
+		if !g.revocationPolicy(r, caller, target) {
+			if caller == nil {
+				g.refuseClient(w, ErrNoToken)
+			} else {
+				oauthError(w, http.StatusBadRequest, "unauthorized_client")
+			}
+			return
+		}
+		if err := g.revoke(r.Context(), target); err != nil {
+			g.errorHandler(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+}
+
+// refuseClient answers an RFC 7009 caller that is not authenticated: 401
+// with the middleware's challenge and {"error":"invalid_client"} (RFC 6749
+// section 5.2).
+func (g *Guard) refuseClient(w http.ResponseWriter, err error) {
+	challenge := g.challengeInvalid
+	switch {
+	case errors.Is(err, ErrNoToken):
+		challenge = g.challengeMissing
+	case errors.Is(err, ErrRevoked):
+		challenge = g.challengeRevoked
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	oauthError(w, http.StatusUnauthorized, "invalid_client")
+}
+
+// oauthError writes an RFC 6749 section 5.2 error response.
+func oauthError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	io.WriteString(w, `{"error":"`+code+`"}`+"\n")
 }
 
 // readForm reads the url-encoded body of r without modifying r (as

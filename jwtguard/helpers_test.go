@@ -119,3 +119,20 @@ const (
 	challengeInvalid = `Bearer error="invalid_token"`
 	challengeRevoked = `Bearer error="invalid_token", error_description="token revoked"`
 )
+
+// withBearer sets r's bearer token.
+func withBearer(r *http.Request, token string) *http.Request {
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+// asCaller serves h to requests that carry caller as their bearer token,
+// unless they carry an Authorization header already.
+func asCaller(h http.Handler, caller string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			r = withBearer(r.Clone(r.Context()), caller)
+		}
+		h.ServeHTTP(w, r)
+	})
+}

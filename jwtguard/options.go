@@ -38,8 +38,9 @@ type config struct {
 	onError      func(r *http.Request, err error)
 	crossOrigin  *http.CrossOriginProtection // WithCrossOriginProtection; see crossorigin.go
 	now          func() time.Time
-	sessions     *Sessions     // WithSessions; see session.go
-	observe      observeConfig // WithLogger, WithMeterProvider; see observe.go
+	sessions     *Sessions        // WithSessions; see session.go
+	revocation   RevocationPolicy // WithRevocationPolicy; see handlers.go
+	observe      observeConfig    // WithLogger, WithMeterProvider; see observe.go
 	errs         []error
 }
 

@@ -259,7 +259,7 @@ func TestRevocationHandlerRefreshToken(t *testing.T) {
 	t.Parallel()
 	g := sessionGuard(t, newMemory(t))
 	p := newSession(t, g, "alice")
-	if res := serve(g.RevocationHandler(), formRequest("token="+p.RefreshToken+"&token_type_hint=refresh_token")); res.code != 200 {
+	if res := serve(g.RevocationHandler(), withBearer(formRequest("token="+p.RefreshToken+"&token_type_hint=refresh_token"), p.AccessToken)); res.code != 200 {
 		t.Fatalf("RFC 7009 of a refresh token: %d %q", res.code, res.body)
 	}
 	wantAccess(t, g, p.AccessToken, false, "the session of a revoked refresh token")
@@ -284,7 +284,7 @@ func TestRevokeReservedJTI(t *testing.T) {
 	if err := g.Revoke(ctx, crafted); !errors.Is(err, jwtguard.ErrInvalidToken) {
 		t.Errorf("Revoke of a token with a reserved jti: %v; want ErrInvalidToken", err)
 	}
-	if res := serve(g.RevocationHandler(), formRequest("token="+crafted)); res.code != 200 {
+	if res := serve(g.RevocationHandler(), withBearer(formRequest("token="+crafted), p.AccessToken)); res.code != 200 {
 		t.Errorf("RFC 7009 of a token with a reserved jti: %d; want 200", res.code)
 	}
 	wantAccess(t, g, p.AccessToken, true, "alice is untouched by revoking another token")
