@@ -110,7 +110,13 @@ func forEachEnv(t *testing.T, test func(t *testing.T, e *sessionEnv)) {
 		e := &sessionEnv{}
 		e.reader = redisstore.New(client, redisstore.WithPrefix(prefix))
 		e.store = func(t *testing.T) blocklist.Store {
-			c, err := cached.New(redisstore.New(client, redisstore.WithPrefix(prefix)))
+			// Without the watch: under -race on a loaded machine a watch
+			// can miss its one-second silence bound, and a lost watch
+			// abandons the lookups in flight. What these tests check is
+			// the session logic across two caches, whose staleness
+			// NegativeTTL bounds (eventually waits it out).
+			c, err := cached.New(redisstore.New(client, redisstore.WithPrefix(prefix)),
+				cached.WithoutWatch(), cached.WithNegativeTTL(200*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
