@@ -139,8 +139,9 @@ func story(t *testing.T, b *tab, d *demo, shoot bool, whileLoggedIn func()) {
 	if _, text := b.step("replay", 401); !strings.Contains(text, `error="invalid_token"`) {
 		t.Errorf("token replayed after logout-all: %q; want invalid_token", text)
 	}
-	// No login right after "log out everywhere": a login within the Guard's
-	// leeway after it gets tokens that are refused (jwtguard.Guard.LogoutAll).
+	// The story ends at "log out everywhere". (A Guard with a leeway L
+	// refuses the tokens of a login in the L after it, see
+	// jwtguard.Guard.LogoutAll; the demo has none.)
 	shot("story", "")
 }
 

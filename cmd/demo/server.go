@@ -71,7 +71,10 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 		jwtguard.WithAlgorithms("HS256"),
 		jwtguard.WithIssuer(issuer),
 		jwtguard.WithAudience(issuer),
-		jwtguard.WithLeeway(5 * time.Second),
+		// No leeway: the demo mints and checks tokens with one clock, and
+		// under sessions a leeway L also refuses the tokens issued in the L
+		// after "log out everywhere" (see jwtguard.Guard.LogoutAll), so a
+		// login right after it would get refused tokens.
 		jwtguard.WithRealm(issuer),
 		jwtguard.WithClock(cfg.Now),
 		jwtguard.WithErrorHandler(s.storeFailed),
