@@ -268,7 +268,8 @@ func (g *gatedStore) RevokedUntil(ctx context.Context, jti string) (time.Time, e
 }
 
 // waitMisses waits until n checks have missed, then a little longer so the
-// last of them has joined the lookup in flight.
+// last of them has joined the lookup in flight (generously: a loaded machine
+// can leave a goroutine unscheduled between its miss and its join).
 func waitMisses(t *testing.T, c *cached.Store, n uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -278,7 +279,7 @@ func waitMisses(t *testing.T, c *cached.Store, n uint64) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 }
 
 func TestSingleflight(t *testing.T) {

@@ -385,9 +385,13 @@ func testMonotonic(t *testing.T, s blocklist.Store) {
 // of the same id: a read-modify-write without atomicity loses the long one.
 func testConcurrentMonotonic(t *testing.T, s blocklist.Store) {
 	const rounds, racers = 5, 24
-	now := time.Now()
-	short, long := now.Add(400*time.Millisecond), now.Add(time.Hour)
+	long := time.Now().Add(time.Hour)
+	var short time.Time
 	for r := range rounds {
+		// Each round's short exps are fresh: a slow round on a loaded
+		// machine must not see them pass, which would let a racy store
+		// keep the long one by storing nothing.
+		short = time.Now().Add(400 * time.Millisecond)
 		jti := fmt.Sprintf("raced-%d", r)
 		start := make(chan struct{})
 		errs := make(chan error, racers)

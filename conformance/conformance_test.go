@@ -223,7 +223,9 @@ func (b *broken) overwrite(ctx context.Context, jti string, exp time.Time) error
 		if old.After(exp) {
 			return nil
 		}
-		time.Sleep(2 * time.Millisecond) // the round trip between read and write
+		// The round trip between read and write, long enough that racers
+		// released together all read before any writes, even on a loaded machine.
+		time.Sleep(20 * time.Millisecond)
 	}
 	b.mu.Lock()
 	b.last[jti] = exp

@@ -116,14 +116,12 @@ func testWatchDelivers(t *testing.T, a, b redis.UniversalClient) {
 	exp := time.Now().Add(time.Hour)
 	for i := range 50 {
 		jti := fmt.Sprintf("jti {%d}\x00\n*", i)
-		start := time.Now()
 		if err := writer.Revoke(t.Context(), jti, exp); err != nil {
 			t.Fatal(err)
 		}
-		e.wait(t, 2*time.Second, "the revocation of "+jti, func() bool { _, ok := e.revoked[jti]; return ok })
-		if took := time.Since(start); took > time.Second {
-			t.Errorf("revocation %d reached the watcher after %s, want under 1s (its latency is a benchmark's business)", i, took)
-		}
+		// A generous bound: its latency is a benchmark's business, and a
+		// loaded CI machine can stall a delivery for over a second.
+		e.wait(t, 5*time.Second, "the revocation of "+jti, func() bool { _, ok := e.revoked[jti]; return ok })
 		e.mu.Lock()
 		got := e.revoked[jti]
 		e.mu.Unlock()
