@@ -182,4 +182,11 @@
 // revocations first when memory runs out, and the allkeys-* ones may evict
 // them or the stream: a logged-out token then works again, silently. With
 // noeviction a full Redis refuses the write, and Revoke returns an error.
+//
+// [Store.CheckServer] reads all of this from the servers themselves (every
+// master of a Cluster) and reports each setting that can lose revocations
+// with a sentinel error: [ErrEviction], [ErrServerVersion] and
+// [ErrStreamTooShort] for losses while Redis runs, [ErrNotDurable] for
+// losses on a restart or crash. Call it when the service starts, and from
+// its health check.
 package redisstore

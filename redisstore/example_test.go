@@ -97,3 +97,27 @@ func ExampleWithWait() {
 		log.Print(err)
 	}
 }
+
+// At start, a service checks that the Redis behind its blocklist cannot
+// forget revocations, and decides what it tolerates: here an evicting
+// server is fatal, while persistence that may lose the last revocations in
+// a crash is only logged. (Compiled, not run: it needs a server.)
+func ExampleStore_CheckServer() {
+	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	defer client.Close()
+	store := redisstore.New(client)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := store.CheckServer(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, redisstore.ErrEviction), errors.Is(err, redisstore.ErrStreamTooShort),
+		errors.Is(err, redisstore.ErrServerVersion):
+		log.Fatalf("the blocklist's Redis can lose revocations while it runs: %v", err)
+	case errors.Is(err, redisstore.ErrNotDurable):
+		log.Printf("warning: %v", err)
+	default:
+		log.Fatalf("cannot check the blocklist's Redis: %v", err)
+	}
+}

@@ -1,0 +1,201 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The problems CheckServer reports. Each error it returns wraps one of
+// these (several, joined with errors.Join, when several problems are
+// found), so that a caller can decide which to tolerate:
+//
+//	err := store.CheckServer(ctx)
+//	switch {
+//	case errors.Is(err, redisstore.ErrEviction), errors.Is(err, redisstore.ErrStreamTooShort):
+//		// revocations can disappear while Redis runs: refuse to start
+//	case errors.Is(err, redisstore.ErrNotDurable):
+//		// the last revocations may be lost in a crash: log it, or refuse
+//	}
+var (
+	// ErrEviction: the server's maxmemory-policy is not "noeviction", so
+	// when memory runs out Redis deletes keys to make room, revocations
+	// and the announcement stream among them (the volatile-* policies pick
+	// revocations first: each is a key with an expiry), and a logged-out
+	// token works again, silently. With noeviction a full Redis refuses the
+	// write instead, and Revoke returns an error.
+	ErrEviction = errors.New("redisstore: the server evicts keys under memory pressure (maxmemory-policy is not noeviction)")
+
+	// ErrServerVersion: the server is older than Redis 7.0, which this
+	// package needs (PEXPIREAT ... GT, PEXPIRETIME, XINFO STREAM's
+	// entries-added): Revoke and RevokedUntil fail on it, and a watch
+	// cannot tell what it missed.
+	ErrServerVersion = errors.New("redisstore: the server is older than Redis 7.0")
+
+	// ErrStreamTooShort: the announcement stream holds fewer entries than
+	// the Store's WithStreamMaxLen although more were added: something
+	// else trims it harder (another Store on the same prefix with a
+	// smaller WithStreamMaxLen, an XTRIM, an XDEL), so a watcher that
+	// falls behind by less than the history this Store promises can still
+	// miss revocations and must start over.
+	ErrStreamTooShort = errors.New("redisstore: the announcement stream is trimmed shorter than WithStreamMaxLen")
+
+	// ErrNotDurable: the server's persistence can lose revocations it
+	// acknowledged: no append-only file (a restart forgets everything
+	// since the last RDB snapshot, or everything), an append-only file
+	// without "appendfsync always" (a crash loses about the last second),
+	// an append-only file whose last write failed, or a configuration
+	// CheckServer cannot read (CONFIG GET refused). The revocations stay
+	// while the server runs; it is a restart or crash that loses them.
+	ErrNotDurable = errors.New("redisstore: the server's persistence may lose acknowledged revocations on a restart")
+)
+
+// minVersion is the oldest Redis this package works with.
+var minVersion = [2]int{7, 0}
+
+// CheckServer reads the configuration of the Redis behind the Store and
+// returns nil when nothing in it can lose a revocation this Store
+// acknowledged: maxmemory-policy noeviction, Redis 7.0 or later, an
+// append-only file with "appendfsync always" whose last write succeeded,
+// and an announcement stream (when announcements are on) holding at least
+// WithStreamMaxLen entries or every entry ever added. Otherwise it returns
+// an error wrapping [ErrEviction], [ErrServerVersion], [ErrStreamTooShort]
+// or [ErrNotDurable] for each problem found, each naming the server and
+// the setting; several problems are joined with errors.Join. On Cluster it
+// checks every master (ClusterClient.ForEachMaster), on a Ring every shard.
+//
+// It is meant for a service's start and its health checks, not for every
+// request: it costs one INFO and one CONFIG GET per server and one XINFO
+// STREAM. An error that wraps none of the sentinels (server unreachable,
+// context done, an INFO reply it cannot read) means the check itself
+// could not be made.
+func (s *Store) CheckServer(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: check server: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	checkNode := func(ctx context.Context, c *redis.Client) error {
+		problems, err := checkNode(ctx, c)
+		if err != nil {
+			return fmt.Errorf("redisstore: check server %s: %w", c.Options().Addr, err)
+		}
+		mu.Lock()
+		errs = append(errs, problems...)
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	switch c := s.client.(type) {
+	case *redis.Client:
+		err = checkNode(ctx, c)
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, checkNode)
+	case *redis.Ring:
+		err = c.ForEachShard(ctx, checkNode)
+	default:
+		return fmt.Errorf("redisstore: check server: a %T is not a *redis.Client, *redis.ClusterClient or *redis.Ring", s.client)
+	}
+	if err != nil {
+		return err
+	}
+	if s.stream != "" {
+		if problem, err := s.checkStream(ctx); err != nil {
+			return fmt.Errorf("redisstore: check server: stream %q: %w", s.stream, err)
+		} else if problem != nil {
+			errs = append(errs, problem)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkNode checks one server; problems are what it found, err a failure
+// to look.
+func checkNode(ctx context.Context, c *redis.Client) (problems []error, err error) {
+	addr := c.Options().Addr
+	// Plain INFO: its default sections hold everything read here, on every
+	// version (INFO of several named sections needs Redis 7).
+	text, err := c.Info(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("INFO: %w", err)
+	}
+	info := parseInfo(text)
+	version, ok := info["redis_version"]
+	if !ok {
+		return nil, errors.New("INFO has no redis_version")
+	}
+	if !versionAtLeast(version, minVersion) {
+		problems = append(problems, fmt.Errorf("%w: %s runs %s", ErrServerVersion, addr, version))
+	}
+	if policy := info["maxmemory_policy"]; policy != "noeviction" {
+		problems = append(problems, fmt.Errorf("%w: %s has maxmemory-policy %s", ErrEviction, addr, policy))
+	}
+	switch {
+	case info["aof_enabled"] != "1":
+		problems = append(problems, fmt.Errorf("%w: %s has no append-only file (appendonly no)", ErrNotDurable, addr))
+	case info["aof_last_write_status"] != "" && info["aof_last_write_status"] != "ok":
+		problems = append(problems, fmt.Errorf("%w: %s failed its last append-only file write (aof_last_write_status:%s)",
+			ErrNotDurable, addr, info["aof_last_write_status"]))
+	default:
+		fsync, err := c.ConfigGet(ctx, "appendfsync").Result()
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("%w: %s: cannot read appendfsync: %v", ErrNotDurable, addr, err))
+		case fsync["appendfsync"] != "always":
+			problems = append(problems, fmt.Errorf("%w: %s has appendfsync %s, not always", ErrNotDurable, addr, fsync["appendfsync"]))
+		}
+	}
+	return problems, nil
+}
+
+// checkStream reports ErrStreamTooShort when the stream holds fewer than
+// streamMax entries although more were added to it. A stream that does not
+// exist yet is fine.
+func (s *Store) checkStream(ctx context.Context) (problem, err error) {
+	info, err := s.client.XInfoStream(ctx, s.stream).Result()
+	switch {
+	case errors.Is(err, redis.Nil), err != nil && strings.Contains(err.Error(), "no such key"):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	if info.EntriesAdded > info.Length && info.Length < s.streamMax {
+		return fmt.Errorf("%w: stream %q holds %d entries of the %d added, fewer than WithStreamMaxLen %d",
+			ErrStreamTooShort, s.stream, info.Length, info.EntriesAdded, s.streamMax), nil
+	}
+	return nil, nil
+}
+
+// parseInfo reads the "field:value" lines of an INFO reply.
+func parseInfo(text string) map[string]string {
+	m := make(map[string]string)
+	for line := range strings.Lines(text) {
+		line = strings.TrimRight(line, "\r\n")
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(k, "#") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// versionAtLeast reports whether the Redis version v ("7.0.15") is at
+// least min (major, minor). A version it cannot read is not.
+func versionAtLeast(v string, min [2]int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return major > min[0] || major == min[0] && minor >= min[1]
+}
