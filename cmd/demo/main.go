@@ -20,7 +20,9 @@
 //	POST /logout   revokes the token, clears the cookie; 204 (needs a token)
 //	POST /revoke   RFC 7009: form token=...; 200 (needs a token)
 //	POST /logout-all  revokes every token of the caller's user, on every device; 204 (needs a token)
-//	GET  /healthz  200 when the store answers, 503 when not
+//	GET  /healthz  {"status":"ok"} 200 when the store answers; {"status":"degraded","problems":[...]} 200 when
+//	               it answers but its Redis can lose revocations (eviction, server_version, stream_too_short,
+//	               not_durable: see redisstore.CheckServer); {"status":"unavailable"} 503 when it does not answer
 //
 // Run with -h for the flags.
 package main
@@ -200,6 +202,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Info("store closed", "store", cfg.store)
 		}
 	}()
+	// A Redis that evicts keys or does not persist every write can forget
+	// logouts: say so at start, and in /healthz (see serverConfig).
+	var checkServer func(context.Context) error
+	if rs, ok := backend.(*redisstore.Store); ok {
+		checkServer = rs.CheckServer
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		if err := checkServer(cctx); err != nil {
+			log.Warn("the blocklist's Redis can lose revocations; /healthz reports it as degraded", "err", err)
+		}
+		cancel()
+	}
 	store := backend
 	if cfg.cache {
 		c, err := cached.New(backend)
@@ -218,15 +231,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	handler, err := newServer(serverConfig{
-		Store:      store,
-		Health:     backend,
-		Secret:     secret,
-		TTL:        cfg.ttl,
-		RefreshTTL: cfg.refreshTTL,
-		Grace:      cfg.grace,
-		User:       cfg.user,
-		Password:   cfg.password,
-		Log:        log,
+		Store:       store,
+		Health:      backend,
+		CheckServer: checkServer,
+		Secret:      secret,
+		TTL:         cfg.ttl,
+		RefreshTTL:  cfg.refreshTTL,
+		Grace:       cfg.grace,
+		User:        cfg.user,
+		Password:    cfg.password,
+		Log:         log,
 	})
 	if err != nil {
 		return err

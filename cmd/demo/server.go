@@ -16,6 +16,7 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/jwtguard"
+	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
 // issuer is the iss and aud of the demo's tokens.
@@ -36,8 +37,11 @@ type serverConfig struct {
 	User       string
 	Password   string
 	Log        *slog.Logger
-	FailOpen   bool             // let requests through when the store fails (no flag: tests only)
-	Now        func() time.Time // nil means time.Now
+	// CheckServer, when not nil, reports the backend's settings that can
+	// lose revocations ((*redisstore.Store).CheckServer); /healthz calls it.
+	CheckServer func(context.Context) error
+	FailOpen    bool             // let requests through when the store fails (no flag: tests only)
+	Now         func() time.Time // nil means time.Now
 }
 
 type server struct {
@@ -232,10 +236,50 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if _, err := s.Health.IsRevoked(ctx, "healthz"); err != nil {
 		s.Log.Error("health check: store does not answer", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	if s.CheckServer != nil {
+		if err := s.CheckServer(ctx); err != nil {
+			// Degraded, not down: the store answers, and every instance
+			// shares the same server, so taking this one out of rotation
+			// would help nothing. The detail (server addresses) goes to
+			// the log only.
+			s.Log.Warn("health check: the blocklist's server can lose revocations", "err", err)
+			writeJSON(w, http.StatusOK, health{Status: "degraded", Problems: serverProblems(err)})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, health{Status: "ok"})
+}
+
+// health is the body of /healthz.
+type health struct {
+	Status   string   `json:"status"`             // ok, degraded or unavailable
+	Problems []string `json:"problems,omitempty"` // when degraded: what can lose revocations
+}
+
+// serverProblems names the problems CheckServer reported, one code per
+// sentinel found in err; "unchecked" when the check itself failed.
+func serverProblems(err error) []string {
+	var codes []string
+	for _, p := range []struct {
+		sentinel error
+		code     string
+	}{
+		{redisstore.ErrEviction, "eviction"},
+		{redisstore.ErrServerVersion, "server_version"},
+		{redisstore.ErrStreamTooShort, "stream_too_short"},
+		{redisstore.ErrNotDurable, "not_durable"},
+	} {
+		if errors.Is(err, p.sentinel) {
+			codes = append(codes, p.code)
+		}
+	}
+	if len(codes) == 0 {
+		codes = append(codes, "unchecked")
+	}
+	return codes
 }
 
 // unauthorized answers a request without a valid token in JSON, as the
