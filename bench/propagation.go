@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/chaosproxy"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
@@ -68,9 +69,194 @@ func (r *runner) propagation(ctx context.Context) (section, error) {
 			sec.table.add(append([]string{tg.name, mode}, row...)...)
 		}
 	}
+	if e.redis != nil && e.cfg.wants("propagation") {
+		addr := e.redis.Options().Addr
+		r.log.printf("propagation: recovery from cuts, stale-if-error")
+		rows, err := measureOutage(ctx, addr, e.prefix("propagation-outage"))
+		if err != nil {
+			sec.failed = true
+			sec.table.add("redisstore", "outage", "error: "+err.Error())
+		}
+		for _, row := range rows {
+			sec.table.add(row...)
+		}
+	}
 	sec.notes = append(sec.notes, "The goal is p99 under 10 ms on loopback. In replica mode B's backend calls must be 0: "+
-		"every check, of revoked and never-seen ids alike, is answered from B's memory.")
+		"every check, of revoked and never-seen ids alike, is answered from B's memory.",
+		fmt.Sprintf("The outage rows put B (go-redis default options) behind a TCP proxy. *Recovering from a cut*: %d times, "+
+			"the proxy accepts and closes B's connections, B's watch reports the loss, A revokes an id B had cached as not revoked, "+
+			"and the proxy heals; the figures run from the heal to B's watch being live again (Resumed or Synced), and to B's "+
+			"first check of that id answering revoked. *Redis unreachable*: the proxy refuses B; each figure is one check of "+
+			"an id B had cached (%s checks), with `WithStaleIfError(1 min)` answered from memory, and without it (the default) "+
+			"failing closed.", outageCuts, fmtCount(outageChecks)))
 	return sec, nil
+}
+
+// outageCuts and outageChecks size the outage rows of the propagation
+// section.
+const (
+	outageCuts   = 20
+	outageChecks = 10_000
+)
+
+// measureOutage returns the outage rows of the propagation section: a
+// watch recovering from cuts, and checks while Redis is unreachable.
+func measureOutage(ctx context.Context, addr, prefix string) ([][]string, error) {
+	proxy, err := chaosproxy.New(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer proxy.Close()
+	ca := newRedisClient(addr)
+	defer ca.Close()
+	a := redisstore.New(ca, redisstore.WithPrefix(prefix))
+	var rows [][]string
+
+	// Recovery from cuts.
+	cb := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	defer cb.Close()
+	b, err := cached.New(redisstore.New(cb, redisstore.WithPrefix(prefix)), cached.WithWatchNegativeTTL(time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	wait := func(what string, ok func() bool) error {
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%s: not after 10 s", what)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		return nil
+	}
+	live := func() bool { return b.Stats().Watch == cached.WatchLive }
+	if err := wait("B live", live); err != nil {
+		return nil, err
+	}
+	exp := time.Now().Add(30 * time.Minute)
+	var toLive, toCorrect []time.Duration
+	for i := range outageCuts {
+		jti := prefix + "cut-" + strconv.Itoa(i)
+		if ok, err := b.IsRevoked(ctx, jti); err != nil || ok {
+			return nil, fmt.Errorf("B: IsRevoked before the cut = %v, %v", ok, err)
+		}
+		if err := proxy.Set(chaosproxy.AcceptClose); err != nil {
+			return nil, err
+		}
+		if err := wait("B's watch lost", func() bool { return b.Stats().Watch == cached.WatchLost }); err != nil {
+			return nil, err
+		}
+		if err := a.Revoke(ctx, jti, exp); err != nil {
+			return nil, err
+		}
+		if err := proxy.Set(chaosproxy.Pass); err != nil {
+			return nil, err
+		}
+		healed := time.Now()
+		var gotLive, gotCorrect time.Duration
+		for gotLive == 0 || gotCorrect == 0 {
+			if time.Since(healed) > 10*time.Second {
+				return nil, errors.New("B not recovered 10 s after the heal")
+			}
+			if gotLive == 0 && live() {
+				gotLive = time.Since(healed)
+			}
+			if gotCorrect == 0 {
+				if ok, err := b.IsRevoked(ctx, jti); err == nil && ok {
+					gotCorrect = time.Since(healed)
+				}
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		toLive, toCorrect = append(toLive, gotLive), append(toCorrect, gotCorrect)
+	}
+	rows = append(rows, latencyRow("cache, heal → watch live", toLive, "", ""),
+		latencyRow("cache, heal → first correct answer", toCorrect, "", ""))
+
+	// Checks while Redis is unreachable.
+	for _, stale := range []bool{true, false} {
+		cs := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+		defer cs.Close()
+		opts := []cached.Option{cached.WithWatchNegativeTTL(time.Hour)}
+		mode := "cache, Redis unreachable, default (fail closed)"
+		if stale {
+			opts = append(opts, cached.WithStaleIfError(time.Minute))
+			mode = "cache, Redis unreachable, WithStaleIfError"
+		}
+		s, err := cached.New(redisstore.New(cs, redisstore.WithPrefix(prefix)), opts...)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if err := wait("B live", func() bool { return s.Stats().Watch == cached.WatchLive }); err != nil {
+			return nil, err
+		}
+		ids := make([]string, 100)
+		for i := range ids {
+			ids[i] = prefix + "outage-" + strconv.Itoa(i)
+		}
+		// Cache every id; a pass that made backend calls may have raced
+		// the watch's replay of A's revocations, which keeps a lookup in
+		// flight from caching: fill again.
+		for pass := 0; ; pass++ {
+			before := s.Stats().BackendCalls
+			for _, jti := range ids {
+				if _, err := s.IsRevoked(ctx, jti); err != nil {
+					return nil, err
+				}
+			}
+			if s.Stats().BackendCalls == before {
+				break
+			}
+			if pass == 10 {
+				return nil, errors.New("B does not keep its answers")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := proxy.Set(chaosproxy.Refuse); err != nil {
+			return nil, err
+		}
+		if err := wait("B's watch lost", func() bool { return s.Stats().Watch == cached.WatchLost }); err != nil {
+			return nil, err
+		}
+		if err := cs.Ping(ctx).Err(); err == nil {
+			return nil, errors.New("B reaches Redis through a refusing proxy")
+		}
+		n := outageChecks
+		if !stale {
+			n = outageChecks / 100 // each waits for the lookup's bound
+		}
+		before := s.Stats().BackendCalls
+		lat := make([]time.Duration, 0, n)
+		failed := 0
+		for i := range n {
+			start := time.Now()
+			_, err := s.IsRevoked(ctx, ids[i%len(ids)])
+			lat = append(lat, time.Since(start))
+			if err != nil {
+				failed++
+			} else if !stale {
+				return nil, errors.New("B answered without Redis, without stale-if-error")
+			}
+		}
+		if stale && failed > 0 {
+			return nil, fmt.Errorf("%d stale-if-error checks failed", failed)
+		}
+		calls := s.Stats().BackendCalls - before
+		rows = append(rows, latencyRow(mode, lat, fmtCount(n), strconv.FormatUint(calls, 10)))
+		if err := proxy.Set(chaosproxy.Pass); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// latencyRow is a row of the propagation table for figures lat.
+func latencyRow(mode string, lat []time.Duration, checks, calls string) []string {
+	slices.Sort(lat)
+	return []string{"redisstore", mode, fmtCount(len(lat)),
+		fmtDur(lat[len(lat)/2]), fmtDur(lat[len(lat)*99/100]), fmtDur(lat[len(lat)-1]), checks, calls}
 }
 
 // measurePropagation times propagationRevocations revocations from A to B

@@ -62,7 +62,7 @@
 //     is back and has delivered everything it missed (Resumed) or started
 //     over (Synced). A revocation made while this instance was deaf is
 //     therefore never answered "not revoked": the check errors, or reads
-//     the next Store after it.
+//     the next Store after it (unless WithStaleIfError says otherwise).
 //
 // A check never waits long for a Store that has gone silent: a lookup in
 // flight when the watch is lost stops waiting then, and while the watch is
@@ -78,7 +78,7 @@
 //	off (no WatchStore, WithoutWatch)  NegativeTTL (default 1 s)
 //	starting, lost                     none: every such check reads the next Store
 //	lost, WithStaleIfError(d)          d after the watch was lost (see the option),
-//	                                   for checks the next Store fails to answer
+//	                                   plus the watch's delay in noticing the loss
 //	live                               the propagation delay (ms); WatchNegativeTTL
 //	                                   (default 1 min) for a write that bypassed
 //	                                   the announcements

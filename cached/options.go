@@ -196,12 +196,16 @@ func WithReplica() Option {
 // negative d makes New return an error; without a watch it has no effect.
 //
 // It applies only while the watch is lost (Stats.Watch is WatchLost) after
-// having been live: a check that the next Store fails to answer is then
-// answered from what this Store held when the watch was lost: in replica
-// mode the whole replica; otherwise the cached answer for the id, if any
-// (an id with no cached answer still fails). Once d has passed since the
-// watch was lost, checks fail closed again. Stats.StaleSince and
-// Stats.StaleAnswers show when answers are stale and how many were given.
+// having been live: the lost watch is the next Store's failure, and checks
+// are then answered from what this Store held when the watch was lost,
+// without asking the next Store: in replica mode from the whole replica;
+// otherwise from the cached answer for the id. An id with no such answer
+// asks the next Store, bounded by LostLookupTimeout, and fails closed if it
+// cannot answer; a check whose lookup began while the watch was live and
+// was abandoned when it was lost is answered stale too. Once d has passed
+// since the watch was lost, checks fail closed again; once the watch is
+// back, every answer is fresh. Stats.StaleSince and Stats.StaleAnswers
+// show when answers are stale and how many were given.
 //
 // The risk, exactly: a token revoked during the window may be answered
 // "not revoked" for up to d. That covers the revocations Redis acknowledged
