@@ -12,6 +12,8 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/jwtguard"
+	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
 // nothingRevoked is a Store with no blocklist behind it: IsRevoked answers
@@ -154,4 +156,54 @@ func median(xs []int64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return float64(s[len(s)/2])
+}
+
+// BenchmarkRefresh measures the session paths on memorystore: a login
+// (NewSession) as the baseline, a login followed by its first exchange,
+// and a replay answered within the grace period (a lookup, a read of the
+// exchange record and the signing of the same pair again).
+func BenchmarkRefresh(b *testing.B) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	store := memorystore.New(memorystore.WithClock(clock))
+	b.Cleanup(func() { store.Close() })
+	g := newGuard(b, store, jwtguard.WithClock(clock), jwtguard.WithSessions(jwtguard.Sessions{
+		SigningMethod: jwt.SigningMethodHS256, SigningKey: testKey, GracePeriod: time.Minute,
+	}))
+	ctx := context.Background()
+	b.Run("login", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := g.NewSession("alice", nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("login+exchange", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := g.NewSession("alice", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("grace-replay", func(b *testing.B) {
+		p, err := g.NewSession("alice", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -83,10 +83,14 @@
 // until its exp plus [MaxLeeway], so a token that any Guard (whatever its
 // leeway) would still accept is never un-revoked early, and clear the
 // cookie.
-// [Guard.RevocationHandler] is an RFC 7009 endpoint; [Guard.Revoke] revokes
-// any token string for custom flows. Only tokens that verify are revoked: a
-// token with a bad signature cannot be presented anyway, and an expired one
-// needs no revocation.
+// [Guard.RevocationHandler] is an RFC 7009 endpoint that revokes a token
+// only for a caller entitled to it: by default ([SameSubject]) a caller
+// whose own valid token has the same sub; [WithRevocationPolicy] sets
+// another policy, such as an administrator role. Others get the RFC's error
+// answer and nothing is stored. [Guard.Revoke] revokes any token string for
+// custom flows. Only tokens that verify are revoked: a token with a bad
+// signature cannot be presented anyway, and an expired one needs no
+// revocation.
 //
 // # Sessions: refresh tokens, reuse detection, log out everywhere
 //
@@ -179,7 +183,8 @@
 // successor's jti is absent, mints the same tokens again (the same strings
 // for deterministic signing methods and Guards with the same settings) on
 // any Guard: the chain never forks, the successor's expiry never moves, and
-// a LogoutAll after x covers it. A replay after the window, or of a token
+// a LogoutAll after x covers it. The window is that of the Guard that
+// answers the replay. A replay after the window, or of a token
 // whose successor was exchanged (a grandparent), is reuse. Whoever holds a
 // refresh token within the window gets its successor, a thief too; after
 // it the holder of either copy is one exchange away from being detected.
