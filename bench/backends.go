@@ -31,6 +31,11 @@ type pair struct {
 	store   blocklist.Store
 	raw     blocklist.Store // a measure.Baseline
 	close   func() error    // releases what the pair owns (not shared clients)
+
+	// A second baseline, measured after the pair when set: the cached
+	// rows' bare LRU.
+	bareName string
+	bare     blocklist.Store
 }
 
 func nop() error { return nil }
@@ -77,16 +82,28 @@ func memcachePair(client *memcache.Client, prefix string) pair {
 	return pair{name: "memcachestore", rawName: "gomemcache Get, Set", rawLib: "gomemcache", store: s, raw: raw, close: nop}
 }
 
-// cachedPair puts cached, with its defaults, in front of p's Store, and a
-// golang-lru cache of the same size in front of p's raw calls: the cache a
-// user would write by hand, minus every rule of the contract (its "not
-// revoked" answers never expire, its revoked ones never end).
-func cachedPair(p pair) (pair, error) {
+// cachedPair puts cached, with its defaults, in front of p's Store, and
+// golang-lru caches of the same size in front of p's raw calls: the cache a
+// user would write by hand. The first baseline keeps each answer with the
+// same end cached gives it (a "not revoked" answer for negativeTTL, what
+// cached uses in front of that Store; a revocation until its exp, or for
+// cached.DefaultPositiveTTL when it was read rather than made) and checks
+// it on every hit; the second, the bare Get, keeps answers for ever, which
+// breaks the contract (a revocation made elsewhere is never seen).
+func cachedPair(p pair, negativeTTL time.Duration) (pair, error) {
 	s, err := cached.New(p.store)
 	if err != nil {
 		return pair{}, err
 	}
-	c, err := lru.New[string, bool](cached.DefaultSize)
+	type answer struct {
+		revoked bool
+		until   time.Time
+	}
+	withExpiry, err := lru.New[string, answer](cached.DefaultSize)
+	if err != nil {
+		return pair{}, err
+	}
+	bare, err := lru.New[string, bool](cached.DefaultSize)
 	if err != nil {
 		return pair{}, err
 	}
@@ -96,28 +113,55 @@ func cachedPair(p pair) (pair, error) {
 			if err := next.Revoke(ctx, jti, exp); err != nil {
 				return err
 			}
-			c.Add(jti, true)
+			withExpiry.Add(jti, answer{true, exp})
 			return nil
 		},
 		IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
-			if v, ok := c.Get(jti); ok {
+			now := time.Now()
+			if a, ok := withExpiry.Get(jti); ok && now.Before(a.until) {
+				return a.revoked, nil
+			}
+			v, err := next.IsRevoked(ctx, jti)
+			if err != nil {
+				return false, err
+			}
+			ttl := negativeTTL
+			if v {
+				ttl = cached.DefaultPositiveTTL
+			}
+			withExpiry.Add(jti, answer{v, now.Add(ttl)})
+			return v, nil
+		},
+	}
+	bareRaw := measure.Baseline{
+		RevokeFunc: func(ctx context.Context, jti string, exp time.Time) error {
+			if err := next.Revoke(ctx, jti, exp); err != nil {
+				return err
+			}
+			bare.Add(jti, true)
+			return nil
+		},
+		IsRevokedFunc: func(ctx context.Context, jti string) (bool, error) {
+			if v, ok := bare.Get(jti); ok {
 				return v, nil
 			}
 			v, err := next.IsRevoked(ctx, jti)
 			if err != nil {
 				return false, err
 			}
-			c.Add(jti, v)
+			bare.Add(jti, v)
 			return v, nil
 		},
 	}
 	return pair{
-		name:    "cached → " + p.name,
-		rawName: "golang-lru Get → " + p.rawName,
-		rawLib:  "golang-lru → " + p.rawLib,
-		store:   s,
-		raw:     raw,
-		close:   p.close,
+		name:     "cached → " + p.name,
+		rawName:  "golang-lru Get + expiry → " + p.rawName,
+		rawLib:   "golang-lru + expiry → " + p.rawLib,
+		store:    s,
+		raw:      raw,
+		bareName: "golang-lru Get, bare (never expires) → " + p.rawName,
+		bare:     bareRaw,
+		close:    p.close,
 	}, nil
 }
 

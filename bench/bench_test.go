@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/cached"
 	"github.com/jwtblocklist/blocklist/conformance"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 )
@@ -88,24 +90,30 @@ func BenchmarkCachedRedisstore(b *testing.B) {
 	client := newRedisClient(testserver.Redis(b).Addr())
 	b.Cleanup(func() { client.Close() })
 	prefix := prefixes(b)
-	benchPair(b, func(b *testing.B) pair { return mustCached(b, redisPair("redisstore", client, prefix())) })
+	benchPair(b, func(b *testing.B) pair {
+		return mustCached(b, redisPair("redisstore", client, prefix()), cached.DefaultWatchNegativeTTL)
+	})
 }
 
 func BenchmarkCachedRedisstoreCluster(b *testing.B) {
 	client := newClusterClient(testserver.RedisCluster(b, 3).Addrs())
 	b.Cleanup(func() { client.Close() })
 	prefix := prefixes(b)
-	benchPair(b, func(b *testing.B) pair { return mustCached(b, redisPair("redisstore (cluster)", client, prefix())) })
+	benchPair(b, func(b *testing.B) pair {
+		return mustCached(b, redisPair("redisstore (cluster)", client, prefix()), cached.DefaultWatchNegativeTTL)
+	})
 }
 
 func BenchmarkCachedMemcachestore(b *testing.B) {
 	client := newMemcacheClient(testserver.Memcached(b, "-m", "256").Addr(), 4)
 	prefix := prefixes(b)
-	benchPair(b, func(b *testing.B) pair { return mustCached(b, memcachePair(client, prefix())) })
+	benchPair(b, func(b *testing.B) pair {
+		return mustCached(b, memcachePair(client, prefix()), cached.DefaultNegativeTTL)
+	})
 }
 
-func mustCached(b *testing.B, p pair) pair {
-	c, err := cachedPair(p)
+func mustCached(b *testing.B, p pair, negativeTTL time.Duration) pair {
+	c, err := cachedPair(p, negativeTTL)
 	if err != nil {
 		b.Fatal(err)
 	}

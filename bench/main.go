@@ -29,9 +29,14 @@
 //     replicas it starts for the purpose, plain and with
 //     redisstore.WithWait(1, 100ms), taking turns (-no-cluster skips it).
 //
-// Progress goes to stderr, the report to stdout, and to -out FILE.md when
-// given; -svg FILE.svg draws the lookup latencies as a bar chart on a log
-// scale. -only memorystore,cluster measures only the rows whose names
+// The report opens with a recommendation per use (one process; one
+// machine, durable; a fleet), drawn from the run's own figures. Progress
+// goes to stderr, the report to stdout and to a file, with a chart beside
+// it: -out FILE.md and -svg FILE.svg say where, and without them both go to
+// a new temporary folder that the progress names. The chart has a panel
+// per question, on log scales: IsRevoked (every backend beside its raw
+// client), Revoke (p50 and p99), and how fast a logout reaches another
+// instance (propagation). -only memorystore,cluster measures only the rows whose names
 // contain one of the words (and starts only the servers they need);
 // -bolt-dir puts the bbolt files on the disk whose fsync you want to know.
 //
@@ -55,6 +60,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -130,8 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&cfg.quick, "quick", false, "fewer operations and no 1M growth step: under a minute")
-	fs.StringVar(&cfg.out, "out", "", "also write the Markdown report to `FILE.md`")
-	fs.StringVar(&cfg.svg, "svg", "", "write a bar chart of lookup latency to `FILE.svg`")
+	fs.StringVar(&cfg.out, "out", "", "write the Markdown report to `FILE.md` too (default: in a new temporary folder)")
+	fs.StringVar(&cfg.svg, "svg", "", "write the chart (lookups, Revoke, propagation) to `FILE.svg` (default: in a new temporary folder)")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "use the Redis at `host:port` instead of starting one")
 	fs.StringVar(&clusterAddrs, "redis-cluster-addrs", "", "use the Redis Cluster at `host:port,...` instead of starting one")
 	fs.StringVar(&cfg.memcachedAddr, "memcached-addr", "", "use the memcached at `host:port` instead of starting one")
@@ -243,22 +249,35 @@ func measureAll(ctx context.Context, cfg config, stdout io.Writer, log *progress
 		rep.sections = append(rep.sections, s)
 	}
 
+	rep.summary = r.recommendations()
 	md := rep.markdown()
 	fmt.Fprint(stdout, md)
-	if cfg.out != "" {
-		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+	// The report and the chart are always written: where -out and -svg say,
+	// else in a new temporary folder, named on stderr.
+	out, svg := cfg.out, cfg.svg
+	if out == "" || svg == "" {
+		dir, err := os.MkdirTemp("", "blocklist-bench-")
+		if err != nil {
 			log.printf("%v", err)
-			failed = true
-		} else {
-			log.printf("wrote %s", cfg.out)
+			return 1
 		}
+		if out == "" {
+			out = filepath.Join(dir, "bench.md")
+		}
+		if svg == "" {
+			svg = filepath.Join(dir, "bench.svg")
+		}
+		log.printf("writing to %s (-out and -svg choose where)", dir)
 	}
-	if cfg.svg != "" {
-		if err := os.WriteFile(cfg.svg, r.chart(), 0o644); err != nil {
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{out, []byte(md)}, {svg, r.chart()}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
 			log.printf("%v", err)
 			failed = true
 		} else {
-			log.printf("wrote %s", cfg.svg)
+			log.printf("wrote %s", f.path)
 		}
 	}
 	if failed {
@@ -269,9 +288,10 @@ func measureAll(ctx context.Context, cfg config, stdout io.Writer, log *progress
 
 // runner runs the sections of the report on one env.
 type runner struct {
-	env      *env
-	log      *progress
-	compared []comparedPair // filled by the comparison, drawn by chart
+	env        *env
+	log        *progress
+	compared   []comparedPair // filled by the comparison, drawn by chart
+	propagated []propagated   // filled by propagation, drawn by chart
 }
 
 // sectionRunner is one part of the report.

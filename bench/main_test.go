@@ -120,7 +120,8 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.compared = append(r.compared, comparedPair{name: "broken", err: errors.New("down")})
-	svg := drawChart(r.compared, "test machine <&>", time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC))
+	props := []propagated{{name: "redisstore", mode: "replica", p50: 300 * time.Microsecond, p99: 2 * time.Millisecond}}
+	svg := drawChart(r.compared, props, "test machine <&>", time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC))
 	dec := xml.NewDecoder(bytes.NewReader(svg))
 	for {
 		_, err := dec.Token()
@@ -131,7 +132,8 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 			t.Fatalf("not well-formed XML: %v\n%s", err, svg)
 		}
 	}
-	for _, want := range []string{"<svg", "memorystore", "raw: map + RWMutex", "test machine &lt;&amp;&gt;", "2030-01-02"} {
+	for _, want := range []string{"<svg", "memorystore", "raw: map + RWMutex", "test machine &lt;&amp;&gt;", "2030-01-02",
+		"IsRevoked latency", "Revoke latency", "Propagation", "B in replica mode"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("chart lacks %q", want)
 		}

@@ -66,7 +66,11 @@ func (r *runner) propagation(ctx context.Context) (section, error) {
 				sec.table.add(tg.name, mode, "error: "+err.Error())
 				continue
 			}
-			sec.table.add(append([]string{tg.name, mode}, row...)...)
+			row.name, row.mode = tg.name, mode
+			r.propagated = append(r.propagated, row)
+			sec.table.add(tg.name, mode, fmtCount(row.revocations),
+				fmtDur(row.p50), fmtDur(row.p99), fmtDur(row.max),
+				fmtCount(row.checks), strconv.FormatUint(row.backendCalls, 10))
 		}
 	}
 	if e.redis != nil && e.cfg.wants("propagation") {
@@ -259,15 +263,23 @@ func latencyRow(mode string, lat []time.Duration, checks, calls string) []string
 		fmtDur(lat[len(lat)/2]), fmtDur(lat[len(lat)*99/100]), fmtDur(lat[len(lat)-1]), checks, calls}
 }
 
-// measurePropagation times propagationRevocations revocations from A to B
-// and returns the cells of one row after the mode.
-func measurePropagation(ctx context.Context, newClient func() redis.UniversalClient, prefix string, replica bool) ([]string, error) {
+// propagated is one measured row of the propagation section.
+type propagated struct {
+	name, mode    string
+	revocations   int
+	p50, p99, max time.Duration
+	checks        int
+	backendCalls  uint64 // B's, for the checks
+}
+
+// measurePropagation times propagationRevocations revocations from A to B.
+func measurePropagation(ctx context.Context, newClient func() redis.UniversalClient, prefix string, replica bool) (propagated, error) {
 	ca, cb := newClient(), newClient()
 	defer ca.Close()
 	defer cb.Close()
 	a, err := cached.New(redisstore.New(ca, redisstore.WithPrefix(prefix)))
 	if err != nil {
-		return nil, err
+		return propagated{}, err
 	}
 	defer a.Close()
 	opts := []cached.Option{cached.WithNegativeTTL(time.Hour), cached.WithWatchNegativeTTL(time.Hour)}
@@ -276,13 +288,13 @@ func measurePropagation(ctx context.Context, newClient func() redis.UniversalCli
 	}
 	b, err := cached.New(redisstore.New(cb, redisstore.WithPrefix(prefix)), opts...)
 	if err != nil {
-		return nil, err
+		return propagated{}, err
 	}
 	defer b.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for b.Stats().Watch != cached.WatchLive {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("B's watch not live after 10 s (%s)", b.Stats().Watch)
+			return propagated{}, fmt.Errorf("B's watch not live after 10 s (%s)", b.Stats().Watch)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -295,11 +307,11 @@ func measurePropagation(ctx context.Context, newClient func() redis.UniversalCli
 		want := b.Stats().WatchEvents + 1
 		start := time.Now()
 		if err := a.Revoke(ctx, ids[i], exp); err != nil {
-			return nil, err
+			return propagated{}, err
 		}
 		for b.Stats().WatchEvents < want {
 			if time.Since(start) > 5*time.Second {
-				return nil, fmt.Errorf("revocation %d not seen by B after 5 s", i)
+				return propagated{}, fmt.Errorf("revocation %d not seen by B after 5 s", i)
 			}
 			runtime.Gosched()
 		}
@@ -310,16 +322,16 @@ func measurePropagation(ctx context.Context, newClient func() redis.UniversalCli
 	before := b.Stats().BackendCalls
 	for i, jti := range ids {
 		if ok, err := b.IsRevoked(ctx, jti); err != nil || !ok {
-			return nil, fmt.Errorf("B: IsRevoked(%q) = %v, %v after propagation", jti, ok, err)
+			return propagated{}, fmt.Errorf("B: IsRevoked(%q) = %v, %v after propagation", jti, ok, err)
 		}
 		if ok, err := b.IsRevoked(ctx, prefix+"never-"+strconv.Itoa(i)); err != nil || ok {
-			return nil, fmt.Errorf("B: IsRevoked of an id never revoked = %v, %v", ok, err)
+			return propagated{}, fmt.Errorf("B: IsRevoked of an id never revoked = %v, %v", ok, err)
 		}
 	}
 	calls := b.Stats().BackendCalls - before
-	return []string{
-		fmtCount(len(lat)),
-		fmtDur(lat[len(lat)/2]), fmtDur(lat[len(lat)*99/100]), fmtDur(lat[len(lat)-1]),
-		fmtCount(2 * len(ids)), strconv.FormatUint(calls, 10),
+	return propagated{
+		revocations: len(lat),
+		p50:         lat[len(lat)/2], p99: lat[len(lat)*99/100], max: lat[len(lat)-1],
+		checks: 2 * len(ids), backendCalls: calls,
 	}, nil
 }

@@ -11,6 +11,7 @@ import (
 // report is the whole Markdown output: a header, then the sections.
 type report struct {
 	header   []string
+	summary  []string // the recommendations, first
 	sections []section
 }
 
@@ -29,6 +30,12 @@ func (r report) markdown() string {
 	b.WriteString("# blocklist benchmark\n\n")
 	for _, h := range r.header {
 		b.WriteString(h + "\n")
+	}
+	if len(r.summary) > 0 {
+		b.WriteString("\n## Which backend\n\nFrom this run's figures (the sections below give them all):\n\n")
+		for _, l := range r.summary {
+			b.WriteString(l + "\n")
+		}
 	}
 	for _, s := range r.sections {
 		fmt.Fprintf(&b, "\n## %s\n\n", s.title)
