@@ -39,12 +39,12 @@ func (r *runner) recommendations() []string {
 
 	// One machine, durable: bolt's fsync is the cost, on Revoke only.
 	if b := row("boltstore"); b != nil {
-		line := fmt.Sprintf("- **One machine, durable**: `boltstore`: %s; %s, which waits for bbolt's batch and an fsync",
-			lookup(b), revoke(b))
-		if m := row("memorystore"); m != nil && m.store.Revoke.P50 > 0 {
-			line += fmt.Sprintf(" (%s memorystore's)", fmtRatio(b.store.Revoke.P50, m.store.Revoke.P50))
+		line := fmt.Sprintf("- **One machine, durable** (revocations survive restarts; one process holds the file): `boltstore`: %s", lookup(b))
+		if m := row("memorystore"); m != nil && m.store.Unrevoked.P50 > 0 {
+			line += fmt.Sprintf(", %s memorystore's", fmtRatio(b.store.Unrevoked.P50, m.store.Unrevoked.P50))
 		}
-		lines = append(lines, line+". Logouts are rare: the lookup is what every request pays.")
+		lines = append(lines, line+fmt.Sprintf("; %s, which waits for bbolt's batch and an fsync. "+
+			"Logouts are rare, lookups are every request.", revoke(b)))
 	} else {
 		lines = append(lines, "- **One machine, durable**: `boltstore`, "+notMeasured("boltstore"))
 	}
