@@ -14,8 +14,13 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/jwtguard"
 	"github.com/jwtblocklist/blocklist/memorystore"
+	"github.com/jwtblocklist/blocklist/redisstore"
 )
 
 // rawToken signs a token whose header and payload are the JSON given, as
@@ -39,6 +44,27 @@ const hs256Header = `{"alg":"HS256","typ":"JWT"}`
 // milliseconds of exp-iat overflow.
 func TestDatesOutOfRange(t *testing.T) {
 	t.Parallel()
+	t.Run("memorystore", func(t *testing.T) {
+		t.Parallel()
+		checkDatesOutOfRange(t, newGuard(t, newMemory(t)), sessionGuard(t, newMemory(t)))
+	})
+	t.Run("redis+cached", func(t *testing.T) {
+		t.Parallel()
+		client := redistest.Client(t, testserver.Redis(t).Addr())
+		prefix := redistest.Prefix(t)
+		store := func() blocklist.Store {
+			c, err := cached.New(redisstore.New(client, redisstore.WithPrefix(prefix)), cached.WithoutWatch())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		checkDatesOutOfRange(t, newGuard(t, store()), sessionGuard(t, store()))
+	})
+}
+
+func checkDatesOutOfRange(t *testing.T, plain, sessions *jwtguard.Guard) {
 	ctx := context.Background()
 	now := time.Now().Unix()
 	iat, exp := itoa(now), itoa(now+600)
@@ -55,8 +81,6 @@ func TestDatesOutOfRange(t *testing.T) {
 		"exp null":                        `{"sub":"alice","jti":"a","iat":` + iat + `,"exp":null}`,
 		"refresh token with huge exp":     `{"sub":"alice","jti":"r","sid":"s","token_use":"refresh","iat":` + iat + `,"exp":18446744073709552}`,
 	}
-	plain := newGuard(t, newMemory(t))
-	sessions := sessionGuard(t, newMemory(t))
 	for name, payload := range cases {
 		tok := rawToken(t, hs256Header, payload)
 		for mode, g := range map[string]*jwtguard.Guard{"plain": plain, "sessions": sessions} {
