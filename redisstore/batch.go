@@ -93,7 +93,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 		// in one round trip.
 		won, err := s.revokeOnceScript(ctx, jti, ms)
 		if err != nil {
-			return false, fmt.Errorf("redisstore: revoke once: %w", err)
+			return false, fmt.Errorf("redisstore: revoke once: %w", s.announceErr(err))
 		}
 		return won == 1, nil
 	}
@@ -106,7 +106,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 			// revocation stands but watchers were not told: report the
 			// error, and the caller must not act as the winner.
 			if err := s.write(ctx, s.stream, s.announceCmd(ctx, jti, ms)); err != nil {
-				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", err)
+				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", s.announceErr(err))
 			}
 		}
 		return true, nil

@@ -53,6 +53,16 @@ var (
 	// CheckServer cannot read (CONFIG GET refused). The revocations stay
 	// while the server runs; it is a restart or crash that loses them.
 	ErrNotDurable = errors.New("redisstore: the server's persistence may lose acknowledged revocations on a restart")
+
+	// ErrPrefixOverlap: the Store's stream key (its prefix) holds a key of
+	// another type, so its key space overlaps another's: typically another
+	// Store whose prefix is a prefix of this one revoked the id that makes
+	// up the rest (prefix "auth" revoking ":x" writes the key "auth:x", the
+	// stream of the Store with prefix "auth:x"). Revocations of the two
+	// stores can then be confused. Revoke and RevokeOnce return it when
+	// their announcement finds such a key; CheckServer reports it too. See
+	// the package documentation for the rule that avoids it.
+	ErrPrefixOverlap = errors.New("redisstore: the key prefix overlaps another key space")
 )
 
 // minVersion is the oldest Redis this package works with.
@@ -62,16 +72,16 @@ var minVersion = [2]int{7, 0}
 // returns nil when nothing in it can lose a revocation this Store
 // acknowledged: maxmemory-policy noeviction, Redis 7.0 or later, an
 // append-only file with "appendfsync always" whose last write succeeded,
-// and an announcement stream (when announcements are on) holding at least
-// WithStreamMaxLen entries or every entry ever added. Otherwise it returns
-// an error wrapping [ErrEviction], [ErrServerVersion], [ErrStreamTooShort]
-// or [ErrNotDurable] for each problem found, each naming the server and
+// and an announcement stream (when announcements are on) that is a stream
+// holding at least WithStreamMaxLen entries or every entry ever added. Otherwise it returns
+// an error wrapping [ErrEviction], [ErrServerVersion], [ErrStreamTooShort],
+// [ErrPrefixOverlap] or [ErrNotDurable] for each problem found, each naming the server and
 // the setting; several problems are joined with errors.Join. On Cluster it
 // checks every master (ClusterClient.ForEachMaster), on a Ring every shard.
 //
 // It is meant for a service's start and its health checks, not for every
-// request: it costs one INFO and one CONFIG GET per server and one XINFO
-// STREAM. An error that wraps none of the sentinels (server unreachable,
+// request: it costs one INFO and one CONFIG GET per server, one TYPE and
+// one XINFO STREAM. An error that wraps none of the sentinels (server unreachable,
 // context done, an INFO reply it cannot read) means the check itself
 // could not be made.
 func (s *Store) CheckServer(ctx context.Context) error {
@@ -155,22 +165,38 @@ func checkNode(ctx context.Context, c *redis.Client) (problems []error, err erro
 	return problems, nil
 }
 
-// checkStream reports ErrStreamTooShort when the stream holds fewer than
+// checkStream reports ErrPrefixOverlap when the stream key holds another
+// type of key, and ErrStreamTooShort when the stream holds fewer than
 // streamMax entries although more were added to it. A stream that does not
 // exist yet is fine.
 func (s *Store) checkStream(ctx context.Context) (problem, err error) {
-	info, err := s.client.XInfoStream(ctx, s.stream).Result()
+	typ, err := s.client.Type(ctx, s.stream).Result()
 	switch {
-	case errors.Is(err, redis.Nil), err != nil && strings.Contains(err.Error(), "no such key"):
-		return nil, nil
 	case err != nil:
 		return nil, err
+	case typ == "none":
+		return nil, nil
+	case typ != "stream":
+		return fmt.Errorf("%w: the stream key %q holds a %s", ErrPrefixOverlap, s.stream, typ), nil
+	}
+	info, err := s.client.XInfoStream(ctx, s.stream).Result()
+	if err != nil {
+		return nil, err // deleted since TYPE: the next check will tell
 	}
 	if info.EntriesAdded > info.Length && info.Length < s.streamMax {
 		return fmt.Errorf("%w: stream %q holds %d entries of the %d added, fewer than WithStreamMaxLen %d",
 			ErrStreamTooShort, s.stream, info.Length, info.EntriesAdded, s.streamMax), nil
 	}
 	return nil, nil
+}
+
+// announceErr wraps the error of an announcement: ErrPrefixOverlap when
+// the stream key holds a key of another type.
+func (s *Store) announceErr(err error) error {
+	if redis.HasErrorPrefix(err, "WRONGTYPE") {
+		return fmt.Errorf("%w: the stream key %q holds a key that is not a stream: %w", ErrPrefixOverlap, s.stream, err)
+	}
+	return err
 }
 
 // parseInfo reads the "field:value" lines of an INFO reply.

@@ -50,6 +50,22 @@
 // exists without an expiry (written by something other than this package)
 // counts as revoked forever.
 //
+// # Prefixes
+//
+// Stores sharing one Redis database must have prefixes of which none is a
+// prefix of another: "auth:" and "billing:" are fine, "auth:" and
+// "auth:v2:" are not. Keys are prefix+jti with nothing escaped, so the
+// store with prefix "auth:" would read "auth:v2:" + jti as its own
+// revocation of the id "v2:" + jti (and list it in ScanRevoked), and its
+// revocation of "v2:" would be the key "auth:v2:", the other store's
+// announcement stream. Within one store nothing collides: no id is empty,
+// so no revocation has the stream's key. What can be detected cheaply is
+// detected: a stream key that holds something other than a stream makes
+// Revoke and RevokeOnce fail with [ErrPrefixOverlap] instead of announcing
+// into the void, and [Store.CheckServer] reports it; the rest of an
+// overlap is silent, so keep to the rule (a distinct first segment per
+// store, such as "<service>:revoked:", keeps it).
+//
 // # Redis Cluster
 //
 // Each call touches exactly one key, so the store needs nothing from the

@@ -65,7 +65,8 @@ type config struct {
 // raw ids at the top of the keyspace.
 //
 // Use distinct prefixes to keep separate blocklists (per service, per
-// tenant, per test) in one Redis. On Redis Cluster keep "{" and "}" out of
+// tenant, per test) in one Redis, none of them a prefix of another (see
+// Prefixes in the package documentation). On Redis Cluster keep "{" and "}" out of
 // the prefix: a hash tag there would send every revocation to one slot.
 func WithPrefix(p string) Option {
 	return func(c *config) { c.prefix = p }
@@ -201,16 +202,17 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 		if announced != nil {
 			<-announced
 		}
-		return fmt.Errorf("redisstore: revoke: %w", err)
+		// A WRONGTYPE here can only come from the XADD.
+		return fmt.Errorf("redisstore: revoke: %w", s.announceErr(err))
 	}
 	if announce != nil {
 		if err := announce.Err(); err != nil {
-			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", err)
+			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", s.announceErr(err))
 		}
 	}
 	if announced != nil {
 		if err := <-announced; err != nil {
-			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", err)
+			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", s.announceErr(err))
 		}
 	}
 	if err := extend.Err(); err != nil {
