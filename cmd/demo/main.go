@@ -23,6 +23,10 @@
 //	GET  /healthz  {"status":"ok"} 200 when the store answers; {"status":"degraded","problems":[...]} 200 when
 //	               it answers but its Redis can lose revocations (eviction, server_version, stream_too_short,
 //	               not_durable: see redisstore.CheckServer); {"status":"unavailable"} 503 when it does not answer
+//	GET  /metrics  Prometheus exposition of the OpenTelemetry metrics of the Guard and the cache
+//	     /admin/   the Guard's AdminHandler (revoke, check, list, sessions, stats), behind a bearer
+//	               token kept beside the key (bolt-path + ".admin-token", mode 0600; with another
+//	               store a temporary file); go run ./cmd/blocklist -admin URL/admin talks to it
 //
 // Run with -h for the flags.
 package main
@@ -114,6 +118,8 @@ type config struct {
 	grace      time.Duration
 	user       string
 	password   string
+	adminFile  string
+	logLevel   slog.Level
 }
 
 // parseFlags parses args. With -h it prints the usage to stderr and
@@ -134,6 +140,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	flags.DurationVar(&cfg.grace, "grace", 0, "grace period of refresh tokens: a refresh token presented again within it gets the same new pair (0: a second use ends the session)")
 	flags.StringVar(&cfg.user, "user", "demo", "demo user name")
 	flags.StringVar(&cfg.password, "password", "demo", "demo password")
+	flags.StringVar(&cfg.adminFile, "admin-token-file", "", "`file` holding the bearer token of the admin API under /admin/, made when missing, mode 0600 (default: with -store bolt beside the key, bolt-path + \".admin-token\"; else a temporary file removed at exit)")
+	flags.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: DEBUG (shows each refused token's reason), INFO, WARN, ERROR")
 
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -189,7 +197,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	meter, metricsHandler, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	defer meter.Shutdown(context.Background())
+	operate := operateConfig{Meter: meter, Metrics: metricsHandler}
 
 	backend, closeBackend, where, err := openStore(ctx, cfg)
 	if err != nil {
@@ -215,7 +229,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	store := backend
 	if cfg.cache {
-		c, err := cached.New(backend)
+		c, err := cached.New(backend, operate.cacheOptions(log)...)
 		if err != nil {
 			return err
 		}
@@ -230,7 +244,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	adminFile, removeAdminFile, err := adminTokenFile(cfg)
+	if err != nil {
+		return err
+	}
+	defer removeAdminFile()
+	var madeAdminToken bool
+	if operate.AdminToken, madeAdminToken, err = loadAdminToken(adminFile); err != nil {
+		return err
+	}
+
 	handler, err := newServer(serverConfig{
+		Operate:     operate,
 		Store:       store,
 		Health:      backend,
 		CheckServer: checkServer,
@@ -253,9 +278,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	url := "http://" + ln.Addr().String()
 	log.Info("listening", "url", url, "store", cfg.store, "at", where, "cache", cfg.cache,
 		"secret", source, "ttl", cfg.ttl, "user", cfg.user) // the password goes to stdout only
+	log.Info("admin API", "url", url+"/admin/", "token_file", adminFile, "new", madeAdminToken)
 	fmt.Fprintf(stdout, "demo: listening on %s\n", url)
 	fmt.Fprintf(stdout, "demo: log in as %q with password %q:\n", cfg.user, cfg.password)
 	fmt.Fprintf(stdout, "  curl -s -X POST %s/login -d '{\"username\":%q,\"password\":%q}'\n", url, cfg.user, cfg.password)
+	fmt.Fprintf(stdout, "demo: metrics at %s/metrics; admin API at %s/admin/, its bearer token in %s\n", url, url, adminFile)
 
 	srv := &http.Server{
 		Handler:           handler,

@@ -42,6 +42,7 @@ type serverConfig struct {
 	CheckServer func(context.Context) error
 	FailOpen    bool             // let requests through when the store fails (no flag: tests only)
 	Now         func() time.Time // nil means time.Now
+	Operate     operateConfig    // metrics and the admin API; see operate.go
 }
 
 type server struct {
@@ -88,6 +89,7 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 			AccessTTL: cfg.TTL, RefreshTTL: cfg.RefreshTTL, GracePeriod: cfg.Grace,
 		}),
 	}
+	opts = append(opts, cfg.Operate.guardOptions(cfg.Log)...)
 	if cfg.FailOpen {
 		opts = append(opts, jwtguard.WithFailOpen(func(r *http.Request, err error) {
 			s.Log.Error("blocklist store failed; request let through (fail-open)", "path", r.URL.Path, "err", err)
@@ -108,7 +110,8 @@ func newServer(cfg serverConfig) (http.Handler, error) {
 	mux.Handle("POST /refresh", crossOrigin.Handler(http.HandlerFunc(s.refresh)))
 	mux.Handle("POST /logout-all", g.Middleware(http.HandlerFunc(s.logoutAll)))
 	mux.HandleFunc("GET /healthz", s.healthz)
-	routePage(mux) // GET /: the story page
+	routePage(mux)      // GET /: the story page
+	s.routeOperate(mux) // GET /metrics, /admin/
 	return s.accessLog(mux), nil
 }
 
