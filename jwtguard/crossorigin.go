@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // ErrCrossOrigin means a request that would act with the token cookie came
@@ -62,6 +63,11 @@ func (g *Guard) crossOriginChecked(h http.Handler) http.Handler {
 	protected := g.crossOrigin.Handler(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.cookieCheckNeeded(r) {
+			// protected checks again and answers with p's deny handler,
+			// which Check cannot reach; this check is for the metrics.
+			if err := g.crossOrigin.Check(r); err != nil {
+				g.obs.checked(r.Context(), time.Now(), fmt.Errorf("%w: %w", ErrCrossOrigin, err), false)
+			}
 			protected.ServeHTTP(w, r)
 			return
 		}

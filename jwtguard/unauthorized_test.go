@@ -172,6 +172,7 @@ func TestPairJSON(t *testing.T) {
 		`{"access_token":"a","token_type":"mac"}`,
 		`{"access_token":"a"}`,
 		`{"access_token":"a","token_type":"Bearer","expires_in":-1}`,
+		`{"access_token":"a","token_type":"Bearer","refresh_expires_in":-5}`,
 		`{"access_token":"a","token_type":"Bearer","expires_in":"60"}`,
 		`[]`,
 	} {
