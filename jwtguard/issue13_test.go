@@ -353,7 +353,7 @@ func TestGraceConcurrentRefresh(t *testing.T) {
 	t.Parallel()
 	forEachEnv(t, func(t *testing.T, e *sessionEnv) {
 		ctx := context.Background()
-		guards := []*jwtguard.Guard{e.guard(t, graceSessions(10*time.Second), 0), e.guard(t, graceSessions(10*time.Second), 0)}
+		guards := []*jwtguard.Guard{e.guard(t, graceSessions(time.Minute), 0), e.guard(t, graceSessions(time.Minute), 0)}
 		p := newSession(t, guards[0], "dave")
 		const racers = 32
 		pairs := make([]*jwtguard.Pair, racers)
