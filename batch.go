@@ -62,7 +62,7 @@ func RevokedUntilEach(ctx context.Context, s ExpiryStore, jtis []string, until [
 	if b, ok := s.(BatchStore); ok {
 		return b.RevokedUntilEach(ctx, jtis, until)
 	}
-	if err := CheckBatch(ctx, jtis, until); err != nil {
+	if err := ValidateBatch(ctx, jtis, until); err != nil {
 		return err
 	}
 	for i, jti := range jtis {
@@ -75,11 +75,13 @@ func RevokedUntilEach(ctx context.Context, s ExpiryStore, jtis []string, until [
 	return nil
 }
 
-// CheckBatch returns the error RevokedUntilEach must return before any
-// work, or nil: a done context (wrapping ctx.Err()), until and jtis of
-// different lengths, or an invalid id (wrapping ErrInvalidID). Backends
-// call it first and wrap its error with their package name.
-func CheckBatch(ctx context.Context, jtis []string, until []time.Time) error {
+// ValidateBatch validates the arguments of RevokedUntilEach, as ValidateID
+// validates an id: it returns the error RevokedUntilEach must return before
+// any work, or nil. That is an error wrapping ctx.Err() for a done context,
+// one for until and jtis of different lengths, or one wrapping ErrInvalidID
+// that names the first invalid id's index. Backends call it first and wrap
+// its error with their package name.
+func ValidateBatch(ctx context.Context, jtis []string, until []time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

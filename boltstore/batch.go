@@ -22,7 +22,7 @@ var (
 // of one B+tree descent.
 func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
 	const op = "revoked until each"
-	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+	if err := blocklist.ValidateBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
 	if s.closed.Load() {

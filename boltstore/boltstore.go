@@ -132,7 +132,7 @@ func newStore(db *bolt.DB, cfg config, ownDB bool) (*Store, error) {
 		db:    db,
 		ownDB: ownDB,
 		ids:   []byte(cfg.bucket),
-		index: []byte(cfg.bucket + IndexSuffix),
+		index: []byte(cfg.bucket + indexSuffix),
 		now:   cfg.now,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),

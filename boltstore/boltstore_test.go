@@ -399,7 +399,7 @@ func TestNewSharesDB(t *testing.T) {
 		if v := tx.Bucket([]byte("users")).Get([]byte("alice")); string(v) != "admin" {
 			return fmt.Errorf("application bucket changed: alice = %q", v)
 		}
-		for _, name := range []string{"access", "access" + boltstore.IndexSuffix, "refresh", "refresh" + boltstore.IndexSuffix} {
+		for _, name := range []string{"access", "access" + ".expiry", "refresh", "refresh" + ".expiry"} {
 			if tx.Bucket([]byte(name)) == nil {
 				return fmt.Errorf("bucket %q missing", name)
 			}

@@ -45,7 +45,7 @@ func TestDamagedPage(t *testing.T) {
 	}
 	var roots []int64
 	err = db.View(func(tx *bolt.Tx) error {
-		for _, name := range []string{boltstore.DefaultBucket, boltstore.DefaultBucket + boltstore.IndexSuffix} {
+		for _, name := range []string{boltstore.DefaultBucket, boltstore.DefaultBucket + ".expiry"} {
 			root := int64(tx.Bucket([]byte(name)).Root())
 			if root == 0 {
 				return fmt.Errorf("bucket %s is inline: no page of its own to damage", name)

@@ -9,8 +9,8 @@
 // # Cost
 //
 // A lookup (IsRevoked, RevokedUntil) is one read-only bbolt transaction and
-// one B+tree descent on a memory-mapped file: about a microsecond, no disk
-// access once the pages are cached, no allocation beyond bbolt's own.
+// one B+tree descent on a memory-mapped file: no disk access once the pages
+// are cached, no allocation beyond bbolt's own.
 //
 // A revocation is written with bbolt's DB.Batch and returns only after its
 // transaction is committed and fsynced. Concurrent Revoke calls share one
@@ -27,11 +27,12 @@
 //
 // # Layout
 //
-// The store keeps two buckets: one maps each token id to its exp (8 bytes:
-// Unix milliseconds, big-endian, sign bit flipped so that bytes sort like
-// times), the other is an index keyed by exp||id, ordered by expiry. A background sweeper walks the index from its
-// start and deletes expired entries, so a sweep costs O(expired) whatever the
-// size of the file, and bbolt reuses the freed pages: a steady stream of
+// The store keeps two buckets: one (DefaultBucket, or WithBucket's name)
+// maps each token id to its exp (8 bytes: Unix milliseconds, big-endian,
+// sign bit flipped so that bytes sort like times), the other (the same name
+// followed by ".expiry") is an index keyed by exp||id, ordered by expiry. A
+// background sweeper walks the index from its start and deletes expired
+// entries, so a sweep costs O(expired) whatever the size of the file, and bbolt reuses the freed pages: a steady stream of
 // short-lived revocations does not grow the file without bound. Lookups never
 // depend on the sweeper: an entry whose exp has passed answers "not revoked"
 // whether or not it is still on disk.

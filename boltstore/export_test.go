@@ -33,7 +33,7 @@ func Check(db *bolt.DB, bucket string) error {
 		for err := range tx.Check() {
 			errs = append(errs, err)
 		}
-		ids, index := tx.Bucket([]byte(bucket)), tx.Bucket([]byte(bucket+IndexSuffix))
+		ids, index := tx.Bucket([]byte(bucket)), tx.Bucket([]byte(bucket+indexSuffix))
 		if ids == nil || index == nil {
 			return errors.Join(append(errs, fmt.Errorf("bucket %q or its index is missing", bucket))...)
 		}

@@ -5,14 +5,14 @@ import (
 	"time"
 )
 
+// indexSuffix is appended to the bucket name to name the expiry index.
+const indexSuffix = ".expiry"
+
 // Defaults used when the matching option is not given.
 const (
 	// DefaultBucket is the name of the bucket holding token ids. The expiry
-	// index lives in a second bucket, named DefaultBucket + IndexSuffix.
+	// index lives in a second bucket, "blocklist.expiry".
 	DefaultBucket = "blocklist"
-
-	// IndexSuffix is appended to the bucket name to name the expiry index.
-	IndexSuffix = ".expiry"
 
 	// DefaultTimeout is how long Open waits for the file lock held by
 	// another process before it gives up.
@@ -42,7 +42,7 @@ func (c *config) invalid(format string, args ...any) {
 }
 
 // WithBucket sets the name of the bucket that holds token ids; the expiry
-// index is kept in the bucket named name + IndexSuffix. Both are created
+// index is kept in the bucket named name + ".expiry". Both are created
 // when missing. Use it with New to keep the blocklist beside an
 // application's own buckets, or to keep several blocklists in one file. The
 // default is DefaultBucket. An empty name is an error from Open and New.

@@ -24,7 +24,7 @@ var (
 // When the next Store is not a blocklist.ExpiryStore, each missing id is
 // looked up as RevokedUntil does, one after the other.
 func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+	if err := blocklist.ValidateBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("cached: %w", err)
 	}
 	if s.replicaReady.Load() {

@@ -4,10 +4,10 @@
 //
 // Choose it when a net/http service accepts JWTs as bearer tokens or in a
 // cookie and must honour logout before the tokens expire. A request costs
-// one signature verification (a few microseconds for HS256, more for RSA
-// and ECDSA) plus one IsRevoked on the Store: about 100 ns through the
-// cached package or memorystore, one round trip to Redis or memcached
-// without a cache. Durability is the Store's.
+// one signature verification (cheapest for HS256, dearer for RSA and
+// ECDSA) plus one IsRevoked on the Store: a map read through the cached
+// package or memorystore, one round trip to Redis or memcached without a
+// cache. Durability is the Store's.
 //
 // # What a request goes through
 //

@@ -39,15 +39,15 @@ var (
 	ErrRevoked = errors.New("jwtguard: token revoked")
 )
 
-// IDPrefix starts the id of a token that has no jti: IDPrefix followed by
+// idPrefix starts the id of a token that has no jti: "sig:" followed by
 // the unpadded base64url SHA-256 of its signature (see the package doc).
-const IDPrefix = "sig:"
+const idPrefix = "sig:"
 
 // Token is a token the Guard verified.
 type Token struct {
 	// Raw is the token as the client sent it.
 	Raw string
-	// ID is the id the Guard checks and revokes: the jti claim, or IDPrefix
+	// ID is the id the Guard checks and revokes: the jti claim, or "sig:"
 	// and a digest of the signature when the token has no jti.
 	ID string
 	// ExpiresAt is the token's exp claim, to the millisecond.
@@ -385,7 +385,7 @@ func signatureID(t *jwt.Token) string {
 		sig = lowS(sig, m)
 	}
 	sum := sha256.Sum256(sig)
-	return IDPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	return idPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // lowS returns the ECDSA signature r||s with s replaced by min(s, n-s), so

@@ -7,7 +7,7 @@ const (
 	// KindToken is the revocation of one token by its jti.
 	KindToken = "token"
 	// KindSignature is the revocation of one token without jti, by the
-	// digest of its signature (IDPrefix).
+	// digest of its signature (an id starting "sig:").
 	KindSignature = "signature"
 	// KindSession is a revoked session (RevokeSession).
 	KindSession = "session"
@@ -25,7 +25,7 @@ const (
 // comparisons.
 func IDKind(id string) string {
 	switch {
-	case strings.HasPrefix(id, IDPrefix):
+	case strings.HasPrefix(id, idPrefix):
 		return KindSignature
 	case strings.HasPrefix(id, sessionPrefix), strings.HasPrefix(id, sessionDigestPrefix):
 		return KindSession

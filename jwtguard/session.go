@@ -337,7 +337,7 @@ func sidBound(sid string) (bound time.Duration, declared bool, err error) {
 
 // reservedJTI reports whether a jti would fall in a namespace of the Guard.
 func reservedJTI(jti string) bool {
-	for _, p := range []string{IDPrefix, sessionPrefix, sessionDigestPrefix, subjectPrefix, subjectDigestPrefix, exchangedPrefix, exchangedDigestPrefix} {
+	for _, p := range []string{idPrefix, sessionPrefix, sessionDigestPrefix, subjectPrefix, subjectDigestPrefix, exchangedPrefix, exchangedDigestPrefix} {
 		if strings.HasPrefix(jti, p) {
 			return true
 		}

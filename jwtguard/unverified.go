@@ -10,7 +10,7 @@ import (
 
 // ParseUnverified reads raw without checking its signature or any claim
 // but exp, and returns it with the id a Guard checks and revokes (its jti,
-// or IDPrefix and the digest of its signature) and its exp. It is for an
+// or "sig:" and the digest of its signature) and its exp. It is for an
 // operator revoking a leaked token by hand (cmd/blocklist, AdminHandler):
 // never trust a token it returns.
 //

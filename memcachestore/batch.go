@@ -21,7 +21,7 @@ var (
 // once by gomemcache. Answers are read as in RevokedUntil, exact to the
 // millisecond.
 func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+	if err := blocklist.ValidateBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("memcachestore: revoked until each: %w", err)
 	}
 	if len(jtis) == 0 {

@@ -17,7 +17,7 @@ var (
 // RevokedUntilEach implements blocklist.BatchStore: every id is read under
 // one shared lock, so the answers are one snapshot.
 func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+	if err := blocklist.ValidateBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("memorystore: %w", err)
 	}
 	if s.closed.Load() {

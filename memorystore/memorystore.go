@@ -4,7 +4,7 @@
 //
 // Choose it for a single instance that can afford to forget every logout when
 // the process restarts, for tests, and as the reference backend. A lookup is a
-// map read under a shared lock (tens of nanoseconds, no allocation). It is not
+// map read under a shared lock, with no allocation. It is not
 // durable and not shared between processes: for that use boltstore (one
 // machine, on disk) or redisstore (a fleet).
 package memorystore

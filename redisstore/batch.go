@@ -22,7 +22,7 @@ var (
 // sends the parts to their nodes at once, so the call takes about as long as
 // the slowest node's round trip. Answers are read as in RevokedUntil.
 func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	if err := blocklist.CheckBatch(ctx, jtis, until); err != nil {
+	if err := blocklist.ValidateBatch(ctx, jtis, until); err != nil {
 		return fmt.Errorf("redisstore: revoked until each: %w", err)
 	}
 	if s == nil || s.client == nil {

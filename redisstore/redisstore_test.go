@@ -260,6 +260,15 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
+func TestInvalidStreamMaxLenPanics(t *testing.T) {
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "redisstore: WithStreamMaxLen(0)") {
+			t.Errorf("New(WithStreamMaxLen(0)) recovered %v, want a panic naming the option", p)
+		}
+	}()
+	redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), redisstore.WithStreamMaxLen(0))
+}
+
 func TestNilClientPanics(t *testing.T) {
 	defer func() {
 		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "redisstore: New: nil client") {

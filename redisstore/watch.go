@@ -53,8 +53,7 @@ const (
 )
 
 // WithoutEvents turns announcements off: Revoke writes only the token's
-// key, as before this feature existed, and Watch returns an error wrapping
-// errors.ErrUnsupported. Use it when no process watches, to save the XADD.
+// key, and Watch returns an error wrapping errors.ErrUnsupported. Use it when no process watches, to save the XADD.
 func WithoutEvents() Option {
 	return func(c *config) { c.noEvents = true }
 }
@@ -64,24 +63,18 @@ func WithoutEvents() Option {
 // may keep a little more). A watcher that falls further behind than n
 // revocations, or is cut off while n revocations are made, cannot resume
 // without a gap and reports Synced instead of Resumed (package cached then
-// distrusts its "not revoked" answers, or reloads its replica). Each entry
-// costs Redis about 100 bytes with a 36-byte id. n below 1 keeps the
-// default.
+// distrusts its "not revoked" answers, or reloads its replica). Redis's
+// memory for the stream grows linearly with n. n below 1 is a programming
+// error: New panics.
 func WithStreamMaxLen(n int64) Option {
 	return func(c *config) {
-		if n >= 1 {
-			c.streamMax = n
+		if n < 1 {
+			c.err = fmt.Errorf("redisstore: WithStreamMaxLen(%d): want at least 1", n)
+			return
 		}
+		c.streamMax = n
 	}
 }
-
-// Prefix returns the key prefix of the Store (see WithPrefix).
-func (s *Store) Prefix() string { return s.prefix }
-
-// Stream returns the key of the stream revocations are announced on: the
-// prefix itself (no id is empty, so no revocation has that key), or "" when
-// WithoutEvents was given.
-func (s *Store) Stream() string { return s.stream }
 
 // announceCmd returns the XADD that announces that jti is revoked until ms.
 func (s *Store) announceCmd(ctx context.Context, jti string, ms int64) *redis.StringCmd {

@@ -178,7 +178,7 @@ func TestRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = run1(t, 0, st("-json", "revoke", "-token", raw)...)
-	if v := jsonLines(t, out.stdout); len(v) != 1 || !strings.HasPrefix(v[0]["jti"].(string), jwtguard.IDPrefix) {
+	if v := jsonLines(t, out.stdout); len(v) != 1 || !strings.HasPrefix(v[0]["jti"].(string), "sig:") {
 		t.Fatalf("revoke -token: %v", v)
 	}
 	if _, err := plain.Verify(t.Context(), raw); !errors.Is(err, jwtguard.ErrRevoked) {

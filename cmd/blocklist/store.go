@@ -90,7 +90,7 @@ func openRedis(o options) (target, error) {
 	}
 	s := redisstore.New(client, redisstore.WithPrefix(o.keyPrefix))
 	t := &storeTarget{store: s, scheme: "redis", where: where, close: client.Close, redis: client}
-	t.doctor = func(ctx context.Context, report func(finding)) { doctorRedis(ctx, client, s, report) }
+	t.doctor = func(ctx context.Context, report func(finding)) { doctorRedis(ctx, client, s, o.keyPrefix, report) }
 	return t, nil
 }
 
@@ -285,14 +285,16 @@ func (t *storeTarget) Doctor(ctx context.Context, report func(finding)) error {
 	return nil
 }
 
-func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstore.Store, report func(finding)) {
+// doctorRedis checks the Redis behind s; the announcement stream's key is
+// the prefix itself (redisstore's public layout).
+func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstore.Store, prefix string, report func(finding)) {
 	err := client.Ping(ctx).Err()
 	report(finding{Check: "reachable", OK: err == nil, Detail: errText(err, "PING answered")})
 	if err != nil {
 		return
 	}
 	doctorRedisServer(ctx, client, s, report)
-	if stream := s.Stream(); stream != "" {
+	if stream := prefix; stream != "" {
 		n, err := client.XLen(ctx, stream).Result()
 		report(finding{Check: "announcements", OK: err == nil, Detail: errText(err, fmt.Sprintf("stream %q holds %d announcements", stream, n))})
 	}
