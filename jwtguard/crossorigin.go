@@ -25,7 +25,9 @@ var ErrCrossOrigin = errors.New("jwtguard: cross-origin request")
 //
 // The default is http.NewCrossOriginProtection(): no trusted origins, no
 // bypass patterns. Give a p with AddTrustedOrigin for a front end served
-// from another origin. A nil p makes New return an error.
+// from another origin, or behind a proxy that rewrites Host (browsers
+// without Sec-Fetch-Site are judged by Origin against Host). A nil p makes
+// New return an error.
 func WithCrossOriginProtection(p *http.CrossOriginProtection) Option {
 	return func(c *config) {
 		if p == nil {
