@@ -133,7 +133,7 @@ func newStore(db *bolt.DB, cfg config, ownDB bool) (*Store, error) {
 		ownDB: ownDB,
 		ids:   []byte(cfg.bucket),
 		index: []byte(cfg.bucket + indexSuffix),
-		now:   cfg.now,
+		now:   time.Now,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -76,18 +75,6 @@ func openDB(t testing.TB, path string) *bolt.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct{ nanos atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := new(fakeClock)
-	c.nanos.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // waitFor polls cond until it holds or a few seconds pass.
 func waitFor(t *testing.T, what string, cond func() (bool, error)) {
@@ -410,26 +397,31 @@ func TestNewSharesDB(t *testing.T) {
 	}
 }
 
-func TestClock(t *testing.T) {
+// TestExpiryOnTime runs on synctest's clock: a revocation ends at its exp,
+// to the millisecond.
+func TestExpiryOnTime(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s, _ := open(t, boltstore.WithClock(clock.Now))
+	synctest.Test(t, testExpiryOnTime)
+}
+
+func testExpiryOnTime(t *testing.T) {
+	s, _ := open(t)
 	ctx := context.Background()
-	exp := clock.Now().Add(time.Hour)
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 
 	mustRevoke(t, s, "tok", exp)
-	mustRevoke(t, s, "past", clock.Now().Add(-time.Second)) // in the past of the store's clock
+	mustRevoke(t, s, "past", time.Now().Add(-time.Second))
 	if !mustIsRevoked(t, s, "tok") {
 		t.Fatal("not revoked before exp")
 	}
 	if mustIsRevoked(t, s, "past") {
-		t.Error("revoked with an exp in the past of the store's clock")
+		t.Error("revoked with an exp in the past")
 	}
-	clock.Advance(time.Hour - time.Millisecond)
+	time.Sleep(time.Until(exp) - time.Millisecond) // Revoke waited for its batch
 	if !mustIsRevoked(t, s, "tok") {
 		t.Error("not revoked a millisecond before exp")
 	}
-	clock.Advance(time.Millisecond)
+	time.Sleep(time.Until(exp))
 	if mustIsRevoked(t, s, "tok") {
 		t.Error("still revoked at exp")
 	}
@@ -443,15 +435,18 @@ func TestClock(t *testing.T) {
 // file stops growing once bbolt reuses the freed pages.
 func TestSweeper(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s, path := open(t, boltstore.WithClock(clock.Now), boltstore.WithSweepInterval(2*time.Millisecond))
+	synctest.Test(t, testSweeper)
+}
+
+func testSweeper(t *testing.T) {
+	s, path := open(t, boltstore.WithSweepInterval(time.Minute))
 	ctx := context.Background()
 
-	mustRevoke(t, s, "keeper", clock.Now().Add(24*time.Hour))
+	mustRevoke(t, s, "keeper", time.Now().Add(24*time.Hour))
 	// Revoked briefly, then for a day: the sweep of its first exp must not
 	// remove it.
-	mustRevoke(t, s, "extended", clock.Now().Add(time.Minute))
-	mustRevoke(t, s, "extended", clock.Now().Add(24*time.Hour))
+	mustRevoke(t, s, "extended", time.Now().Add(time.Minute))
+	mustRevoke(t, s, "extended", time.Now().Add(24*time.Hour))
 
 	const waves, perWave, workers = 6, 320, 32
 	var sizes []int64
@@ -464,7 +459,7 @@ func TestSweeper(t *testing.T) {
 				defer wg.Done()
 				for i := g; i < perWave; i += workers {
 					jti := fmt.Sprintf("wave%d-%d", w, i)
-					exp := clock.Now().Add(time.Duration(1+i%50) * time.Second)
+					exp := time.Now().Add(time.Duration(1+i%50) * time.Second)
 					if err := s.Revoke(ctx, jti, exp); err != nil {
 						errs <- err
 						return
@@ -480,7 +475,7 @@ func TestSweeper(t *testing.T) {
 		if n := length(t, s); n < perWave {
 			t.Fatalf("wave %d: Len = %d right after %d revocations", w, n, perWave)
 		}
-		clock.Advance(2 * time.Minute)
+		time.Sleep(2 * time.Minute)
 		if n := length(t, s); n != 2 {
 			t.Fatalf("wave %d: Len = %d once it expired, want 2: expired entries are not counted", w, n)
 		}
@@ -507,20 +502,22 @@ func TestSweeper(t *testing.T) {
 
 func TestSweeperStoppedByClose(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, testSweeperStoppedByClose)
+}
+
+func testSweeperStoppedByClose(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "app.db"))
-	clock := newFakeClock()
-	s, err := boltstore.New(db, boltstore.WithClock(clock.Now), boltstore.WithSweepInterval(time.Millisecond))
+	s, err := boltstore.New(db, boltstore.WithSweepInterval(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustRevoke(t, s, "tok", clock.Now().Add(time.Minute))
+	mustRevoke(t, s, "tok", time.Now().Add(time.Minute))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// After Close the sweeper no longer touches the caller's db: the
 	// expired entry stays.
-	clock.Advance(time.Hour)
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(time.Hour)
 	if err := db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket([]byte(boltstore.DefaultBucket)).Get([]byte("tok")) == nil {
 			return errors.New("entry swept after Close")
@@ -533,7 +530,7 @@ func TestSweeperStoppedByClose(t *testing.T) {
 
 func TestNilOptionIsIgnored(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t, nil, boltstore.WithClock(nil), nil)
+	s, _ := open(t, nil, nil)
 	ctx := context.Background()
 	if err := s.Revoke(ctx, "a", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)

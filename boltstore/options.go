@@ -30,7 +30,6 @@ type config struct {
 	bucket     string
 	timeout    time.Duration
 	sweepEvery time.Duration
-	now        func() time.Time
 	err        error // the first invalid option, returned by Open and New
 }
 
@@ -85,23 +84,11 @@ func WithSweepInterval(d time.Duration) Option {
 	}
 }
 
-// WithClock makes the Store read the time from now instead of time.Now, both
-// to decide whether a revocation has expired and to sweep. Tests use it to
-// expire entries without waiting. A nil func keeps time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
-}
-
 func newConfig(opts []Option) config {
 	cfg := config{
 		bucket:     DefaultBucket,
 		timeout:    DefaultTimeout,
 		sweepEvery: DefaultSweepInterval,
-		now:        time.Now,
 	}
 	for _, opt := range opts {
 		if opt != nil { // a nil option, say from a conditional list, is no option
