@@ -2,6 +2,7 @@ package jwtguard_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -192,5 +193,24 @@ func TestSessionMetricsAndLogs(t *testing.T) {
 	want := "level=WARN msg=\"jwtguard: refresh token reused; session revoked\" sid=" + p.SessionID + " sub=alice"
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("logs lack %q:\n%s", want, logs.String())
+	}
+}
+
+// Recording a check allocates nothing: Verify allocates as much with the
+// SDK installed as without a provider.
+func TestMetricsAllocateNothing(t *testing.T) {
+	mp, _ := meterForTest(t)
+	store := newMemory(t)
+	quiet := jwtguard.WithLogger(slog.New(slog.DiscardHandler))
+	plain := newGuard(t, store, quiet)
+	metered := newGuard(t, store, quiet, jwtguard.WithMeterProvider(mp))
+	tok := hs256(t, claims("alloc"))
+	ctx := context.Background()
+	allocs := func(g *jwtguard.Guard) float64 {
+		return testing.AllocsPerRun(200, func() { g.Verify(ctx, tok) })
+	}
+	metered.Verify(ctx, tok) // the first record of a series makes it
+	if a, b := allocs(plain), allocs(metered); b > a {
+		t.Errorf("Verify allocates %v times with the SDK, %v without", b, a)
 	}
 }

@@ -240,8 +240,18 @@ func TestRedis(t *testing.T) {
 	if v := jsonLines(t, out.stdout); len(v) != 1 || v[0]["revocations"] != 5.0 {
 		t.Errorf("stats: %v", v)
 	}
-	if out := run1(t, 0, st("doctor")...); !strings.Contains(out.stdout, "ok\treachable") {
+	// The test server keeps no append-only file: doctor says so, and
+	// finds nothing else.
+	out = run1(t, 1, st("doctor")...)
+	if !strings.Contains(out.stdout, "ok\treachable") || !strings.Contains(out.stdout, "PROBLEM\tdurability") || strings.Count(out.stdout, "PROBLEM") != 1 {
 		t.Errorf("doctor: %q", out.stdout)
+	}
+	durable := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	out = run1(t, 0, "-store", "redis://"+durable.Addr(), "-json", "doctor")
+	for _, v := range jsonLines(t, out.stdout) {
+		if v["ok"] != true {
+			t.Errorf("doctor on a durable server: %v", v)
+		}
 	}
 }
 
