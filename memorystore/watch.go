@@ -15,7 +15,9 @@ var (
 )
 
 // DefaultLogMaxLen is how many announcements the Store keeps for its
-// watches when WithLogMaxLen is not given.
+// watches when WithLogMaxLen is not given. Each holds its id (up to
+// blocklist.MaxIDLen bytes) until it is overwritten or the last watch ends,
+// so the log's memory is bounded by n times the longest id.
 const DefaultLogMaxLen = 100_000
 
 // watchBatch is the most announcements a watch copies out of the log under
