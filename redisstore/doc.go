@@ -29,15 +29,39 @@
 // another language sees the same blocklist with
 //
 //	EXISTS blocklist:<jti>       1 while revoked, 0 otherwise
-//	GET blocklist:<jti>          "1" while revoked, nil otherwise
 //	PEXPIRETIME blocklist:<jti>  the revocation's end in Unix milliseconds
+//	                             (-2: not revoked, -1: revoked forever)
 //
-// and may revoke a token itself, keeping revocation monotonic, with
+// A reader of tokens checked by package jwtguard must look at every entry
+// a Guard writes, not only the jti (see "Session layout in the Store" in
+// jwtguard's documentation): after verifying the signature, in one round
+// trip,
+//
+//	PEXPIRETIME blocklist:<id>         id: the jti claim, or "sig:" + base64url(SHA-256(signature)) without one
+//	PEXPIRETIME blocklist:sid:<sid>    when the token has a sid claim
+//	PEXPIRETIME blocklist:sub:<sub>    when the token has a sub claim
+//
+// The token is revoked when either of the first two answers anything but
+// -2, or when the third answers -1, or an end e ≥ 0 with the token's iat
+// in milliseconds < e − 34560600000 + the reader's leeway in milliseconds
+// (34560600000 ms is jwtguard.MaxRefreshTTL + 2 × jwtguard.MaxLeeway: e
+// minus that is the LogoutAll cutoff). A sid or sub longer than
+// blocklist.MaxIDLen − 4 bytes is stored as "sid#" or "sub#" and the
+// unpadded base64url SHA-256 of the value instead. A service may revoke a
+// token itself, keeping revocation monotonic and telling every watching
+// cache at once, with
 //
 //	MULTI
 //	PEXPIREAT blocklist:<jti> <exp-ms> GT
 //	SET blocklist:<jti> 1 PXAT <exp-ms> NX
+//	XADD blocklist: MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
 //	EXEC
+//
+// (on Cluster, send the XADD on its own: the stream is another slot). A
+// writer that leaves the XADD out is honoured by a cached Store whose
+// watch is live only once its "not revoked" answer for that id expires,
+// after WatchNegativeTTL (a minute by default), instead of within
+// milliseconds.
 //
 // An exp later than Redis can hold (math.MaxInt64 Unix milliseconds, in the
 // year 292,278,994: PEXPIREAT and SET ... PXAT refuse a larger number with

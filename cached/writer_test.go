@@ -1,0 +1,99 @@
+package cached_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// redisCLIScript feeds script to redis-cli's standard input, one command a
+// line, on one connection (so MULTI ... EXEC is one transaction).
+func redisCLIScript(t *testing.T, addr, script string) string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
+		}
+		t.Skipf("redis-cli not found: %v", err)
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(cli, "-h", host, "-p", port)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "ERR") {
+		t.Fatalf("redis-cli: %v:\n%s", err, out)
+	}
+	return string(out)
+}
+
+// Issue 14, case 4: a service in another language that revokes with the
+// documented recipe (the key and its announcement in one MULTI/EXEC) is
+// seen by a watching cache as fast as a Revoke of this module, even after
+// the cache answered "not revoked" for that id; a writer that leaves the
+// XADD out is seen only when that answer ends: WatchNegativeTTL (here made
+// short), which is why the recipe includes it.
+func TestOutOfBandWriterRecipe(t *testing.T) {
+	t.Parallel()
+	addr := redisServer.Get(t).Addr()
+	prefix := redistest.Prefix(t)
+	const watchNegativeTTL = 3 * time.Second
+	c := newCached(t, redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix)),
+		cached.WithWatchNegativeTTL(watchNegativeTTL))
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Watch != cached.WatchLive {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch is not live after 10 s: %+v", c.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	for _, jti := range []string{"with-xadd", "without-xadd"} {
+		mustRevoked(t, c, jti, false, "not revoked yet: the cache keeps this answer")
+	}
+
+	// The recipe, as another service sends it.
+	redisCLIScript(t, addr, fmt.Sprintf(`MULTI
+PEXPIREAT "%[1]swith-xadd" %[2]d GT
+SET "%[1]swith-xadd" 1 PXAT %[2]d NX
+XADD "%[1]s" MAXLEN ~ 100000 * jti with-xadd exp %[2]d
+EXEC
+MULTI
+PEXPIREAT "%[1]swithout-xadd" %[2]d GT
+SET "%[1]swithout-xadd" 1 PXAT %[2]d NX
+EXEC
+`, prefix, exp))
+	const watchBound = 2 * time.Second // as the conformance suite's Watch subtest
+	if !eventually(c, "with-xadd", watchBound) {
+		t.Errorf("a revocation written with the recipe's XADD was not seen within %s", watchBound)
+	}
+	if !eventually(c, "without-xadd", watchNegativeTTL+2*time.Second) {
+		t.Errorf("a revocation written without the XADD was not seen within WatchNegativeTTL (%s)", watchNegativeTTL)
+	}
+	until, err := c.RevokedUntil(context.Background(), "with-xadd")
+	if err != nil || until.UnixMilli() != exp {
+		t.Errorf("RevokedUntil of the recipe's revocation = %s, %v; want %d ms", until, err, exp)
+	}
+}
+
+// eventually reports whether jti is revoked in c within d.
+func eventually(c *cached.Store, jti string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if ok, err := c.IsRevoked(context.Background(), jti); err == nil && ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
