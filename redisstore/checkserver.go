@@ -77,7 +77,9 @@ var minVersion = [2]int{7, 0}
 // an error wrapping [ErrEviction], [ErrServerVersion], [ErrStreamTooShort],
 // [ErrPrefixOverlap] or [ErrNotDurable] for each problem found, each naming the server and
 // the setting; several problems are joined with errors.Join. On Cluster it
-// checks every master (ClusterClient.ForEachMaster), on a Ring every shard.
+// checks every master and every replica its slot map lists
+// (ClusterClient.ForEachShard: a replica promoted by a failover keeps its
+// own settings), on a Ring every shard.
 //
 // It is meant for a service's start and its health checks, not for every
 // request: it costs one INFO and one CONFIG GET per server, one TYPE and
@@ -107,7 +109,9 @@ func (s *Store) CheckServer(ctx context.Context) error {
 	case *redis.Client:
 		err = checkNode(ctx, c)
 	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, checkNode)
+		// Replicas too: a replica promoted by a failover runs with its own
+		// maxmemory-policy and persistence.
+		err = c.ForEachShard(ctx, checkNode)
 	case *redis.Ring:
 		err = c.ForEachShard(ctx, checkNode)
 	default:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +194,41 @@ func TestCheckServerUnreachable(t *testing.T) {
 		t.Fatal("CheckServer of an unreachable server = nil")
 	}
 	wantProblems(t, "unreachable", err, "(none)")
+}
+
+// On a cluster with replicas every replica is checked too: a replica that
+// would evict keys once a failover promotes it is reported, named.
+func TestCheckServerClusterReplicas(t *testing.T) {
+	t.Parallel()
+	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
+	client := redistest.ClusterClient(t, cluster.Addrs())
+	ctx := t.Context()
+	s := redisstore.New(client)
+	// The client knows a replica once the node it asks lists it in CLUSTER
+	// SLOTS, which gossip may delay a little after the cluster is up.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var mu sync.Mutex
+		seen := 0
+		client.ReloadState(ctx)
+		_ = client.ForEachShard(ctx, func(context.Context, *redis.Client) error { mu.Lock(); seen++; mu.Unlock(); return nil })
+		if seen == len(cluster.Nodes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client's slot map lists %d of %d nodes after 15 s", seen, len(cluster.Nodes))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantProblems(t, "3+3 with appendfsync always", s.CheckServer(ctx))
+
+	replica := cluster.Nodes[len(cluster.Nodes)-1].Addr() // the replicas come after the masters
+	if err := redistest.Client(t, replica).ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CheckServer(ctx)
+	wantProblems(t, "a replica with volatile-lru", err, "ErrEviction")
+	if err == nil || !strings.Contains(err.Error(), replica) {
+		t.Errorf("CheckServer() = %v: does not name the replica %s", err, replica)
+	}
 }

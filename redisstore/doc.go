@@ -224,7 +224,7 @@
 // noeviction a full Redis refuses the write, and Revoke returns an error.
 //
 // [Store.CheckServer] reads all of this from the servers themselves (every
-// master of a Cluster) and reports each setting that can lose revocations
+// master and replica of a Cluster) and reports each setting that can lose revocations
 // with a sentinel error: [ErrEviction], [ErrServerVersion] and
 // [ErrStreamTooShort] for losses while Redis runs, [ErrNotDurable] for
 // losses on a restart or crash. Call it when the service starts, and from
