@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
 )
 
@@ -249,3 +251,29 @@ func BenchmarkHitMetrics(b *testing.B) {
 		run(b, cached.WithMeterProvider(mp))
 	})
 }
+
+// ScanRevoked asks the next Store; over one that cannot list it says so.
+func TestScanRevokedDelegates(t *testing.T) {
+	next := newMemory(t)
+	if err := next.Revoke(t.Context(), "listed", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cached.New(next, cached.WithoutWatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := c.ScanRevoked(t.Context(), func(jti string, _ time.Time) error { got = append(got, jti); return nil }); err != nil || len(got) != 1 || got[0] != "listed" {
+		t.Fatalf("ScanRevoked: %q, %v", got, err)
+	}
+	plain, err := cached.New(onlyStore{next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.ScanRevoked(t.Context(), func(string, time.Time) error { return nil }); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("ScanRevoked over a Store that cannot list: %v; want ErrUnsupported", err)
+	}
+}
+
+// onlyStore hides every capability but blocklist.Store.
+type onlyStore struct{ blocklist.Store }

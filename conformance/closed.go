@@ -85,7 +85,9 @@ func testClosed(t *testing.T, s blocklist.Store) {
 				found = found || jti == "before-close"
 				return nil
 			})
-			after("ScanRevoked", err, found)
+			if !errors.Is(err, errors.ErrUnsupported) { // a wrapper over a store that cannot list
+				after("ScanRevoked", err, found)
+			}
 		})
 	}
 	noPanic("a second Close", func() { _ = c.Close() })

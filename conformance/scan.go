@@ -30,6 +30,9 @@ func scanAll(t *testing.T, s blocklist.ScanStore) map[string][]time.Time {
 		got[jti] = append(got[jti], until)
 		return nil
 	})
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("ScanRevoked: %v", err) // a wrapper over a store that cannot list
+	}
 	if err != nil {
 		t.Fatalf("ScanRevoked: %v", err)
 	}
