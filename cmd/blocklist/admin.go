@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,6 +36,9 @@ func newAdminTarget(o options) (target, error) {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, usagef("-admin %q: want a base URL without query or fragment", o.admin)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return nil, usagef("-admin %q: the admin token would cross the network in clear; use https:// for a remote server", o.admin)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
@@ -204,4 +208,13 @@ func (a *adminTarget) Stats(ctx context.Context) (stats, error) {
 		return stats{}, usagef("the server's store cannot list its revocations")
 	}
 	return stats{Revocations: *st.Revocations, ByKind: st.ByKind}, nil
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

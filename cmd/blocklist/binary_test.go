@@ -406,6 +406,7 @@ func TestUsage(t *testing.T) {
 		{"-store", "x.db", "list", "-count", "-limit", "3"},
 		{"-store", "x.db", "-admin", "http://127.0.0.1:1", "check", "x"},
 		{"-store", "x.db", "-timeout", "0s", "logout-all", "u"},
+		{"-admin", "http://192.0.2.1/admin", "-admin-token", "t", "check", "x"},
 	} {
 		r := blocklistCmd(t, args...)
 		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 {

@@ -83,6 +83,9 @@ func (s *server) routeOperate(mux *http.ServeMux) {
 // loadAdminToken returns the admin API's bearer token, kept in path (mode
 // 0600) and made on first use, and whether it was made now.
 func loadAdminToken(path string) (string, bool, error) {
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
+		return "", false, fmt.Errorf("admin token file %s: mode %v lets other users read it; chmod 600 it, or delete it to make a new one", path, info.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))

@@ -95,3 +95,23 @@ func TestOperateTemporaryToken(t *testing.T) {
 		t.Errorf("token file left behind: %v", err)
 	}
 }
+
+// A token file others can read is refused, not used.
+func TestAdminTokenFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(path, []byte("0123456789abcdefghijklmnop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	if _, _, err := loadAdminToken(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("loadAdminToken of a 0644 file: %v", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, made, err := loadAdminToken(path); err != nil || made || tok != "0123456789abcdefghijklmnop" {
+		t.Fatalf("loadAdminToken: %q %v %v", tok, made, err)
+	}
+}
