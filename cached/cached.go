@@ -409,17 +409,8 @@ func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error
 		// The watch is not live: this answer must come from a read made
 		// after the call began, not from a lookup already in flight, which
 		// may have read the next Store before a revocation this Store has
-		// not heard of. Each caller reads for itself, under its context;
-		// while lost, briefly.
-		timeout := s.lookupTimeout
-		if st == WatchLost {
-			timeout = min(timeout, LostLookupTimeout)
-		}
-		lctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		return bounded(lctx, func(ctx context.Context) (entry, error) {
-			return s.fetch(ctx, jti, now)
-		})
+		// not heard of.
+		return s.fetchOwn(ctx, jti, now, st)
 	}
 	lost := s.lostSignal()
 	// The lookup runs in its own goroutine, detached from the caller's
@@ -435,12 +426,35 @@ func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error
 		if r.Err != nil {
 			return entry{}, r.Err
 		}
-		return r.Val.(entry), nil
+		e := r.Val.(entry)
+		if !e.revoked && e.gen != s.gen.Load() {
+			// The shared lookup began before the watch was lost or
+			// resynced (possibly long before this call: a read held by a
+			// frozen link), so its "not revoked" may predate revocations
+			// this Store never heard of: read again, for this caller.
+			return s.fetchOwn(ctx, jti, now, WatchState(s.state.Load()))
+		}
+		return e, nil
 	case <-ctx.Done():
 		return entry{}, fmt.Errorf("cached: %w", ctx.Err())
 	case <-lost.Done():
 		return entry{}, errLookupAbandoned
 	}
+}
+
+// fetchOwn makes a lookup for this caller alone, under its context, bounded
+// by WithLookupTimeout and, while the watch (in state st) is lost, by
+// LostLookupTimeout.
+func (s *Store) fetchOwn(ctx context.Context, jti string, now int64, st WatchState) (entry, error) {
+	timeout := s.lookupTimeout
+	if st == WatchLost {
+		timeout = min(timeout, LostLookupTimeout)
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return bounded(lctx, func(ctx context.Context) (entry, error) {
+		return s.fetch(ctx, jti, now)
+	})
 }
 
 // bounded calls f under ctx and returns its error, or an error wrapping

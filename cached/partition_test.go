@@ -63,7 +63,8 @@ func countStale(c *cached.Store, ids []string, workers int, grace, pause time.Du
 				jti := ids[i%len(ids)]
 				start := time.Now()
 				at, wasRevoked := sc.revoked.Load(jti)
-				if c.Stats().Watch != cached.WatchLive {
+				stAtStart := c.Stats()
+				if stAtStart.Watch != cached.WatchLive {
 					sawLost = true
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -80,7 +81,7 @@ func countStale(c *cached.Store, ids []string, workers int, grace, pause time.Du
 				case ok || !wasRevoked:
 				case sawLost || start.Sub(at.(time.Time)) > sc.grace:
 					sc.stale.Add(1)
-					sc.firstStale.CompareAndSwap(nil, jti)
+					sc.firstStale.CompareAndSwap(nil, fmt.Sprintf("%s: began %s after its Revoke, sawLost %v, Stats at start %+v", jti, start.Sub(at.(time.Time)), sawLost, stAtStart))
 				default:
 					sc.graced.Add(1)
 				}

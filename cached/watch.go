@@ -105,16 +105,21 @@ func (s *Store) setState(st WatchState) {
 	if st != WatchLive {
 		s.replicaReady.Store(false)
 	}
-	s.obs.stateChanged(WatchState(s.state.Swap(int32(st))), st)
-	s.gen.Add(1)
+	// A lookup that reads a state other than lost must find a lost signal
+	// not yet given: renew it before the state is published, and give it
+	// only after.
 	s.lostMu.Lock()
-	switch {
-	case st == WatchLost:
-		s.lostCancel() // lookups in flight stop waiting
-	case s.lostCtx.Err() != nil:
+	if st != WatchLost && s.lostCtx.Err() != nil {
 		s.lostCtx, s.lostCancel = context.WithCancel(context.Background())
 	}
 	s.lostMu.Unlock()
+	s.obs.stateChanged(WatchState(s.state.Swap(int32(st))), st)
+	s.gen.Add(1)
+	if st == WatchLost {
+		s.lostMu.Lock()
+		s.lostCancel() // lookups in flight stop waiting
+		s.lostMu.Unlock()
+	}
 }
 
 // errLookupAbandoned is what a check waiting for a lookup gets when the
