@@ -182,6 +182,9 @@ func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 		for i, b := range w.bs {
 			syncsBefore[i] = b.Stats().WatchSyncs
 		}
+		for _, c := range checkers {
+			c.cutAt.Store(time.Now().UnixNano())
+		}
 		for _, p := range w.proxies {
 			if err := p.Set(mode); err != nil {
 				t.Fatal(err)
