@@ -11,13 +11,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultPrefix is the key prefix used unless [WithPrefix] sets another.
-const DefaultPrefix = "blocklist:"
-
 // forever is what RevokedUntil reports for a key that exists without an
 // expiry: something other than this package wrote it, and IsRevoked answers
 // true for it until it is deleted. It is the latest expiry Redis can hold,
 // so no revocation this package writes reports a later end.
+//
+// Every expiry this package writes is expiry.CeilMillis(exp): exp in Unix
+// milliseconds, rounded up so that the key never vanishes before the token
+// is dead, and saturated at forever instead of wrapping around (to a past
+// time, which would store an already expired key, or to a negative one,
+// which Redis refuses). PEXPIREAT and SET ... PXAT take a signed 64-bit
+// millisecond count and answer "invalid expire time" for anything larger
+// or not positive (expireGenericCommand and getExpireMillisecondsOrReply in
+// the Redis source).
 var forever = expiry.MaxMilli
 
 var errNilClient = errors.New("redisstore: New was given a nil client")
@@ -46,31 +52,6 @@ type Store struct {
 }
 
 var _ blocklist.ExpiryStore = (*Store)(nil)
-
-// Option configures a Store built by [New].
-type Option func(*config)
-
-type config struct {
-	prefix       string
-	noEvents     bool
-	streamMax    int64
-	waitReplicas int
-	waitMS       int64
-	err          error // the first invalid option
-}
-
-// WithPrefix sets the prefix of every key the Store reads and writes: the
-// revocation of jti is the key p+jti, nothing added or escaped. The default
-// is [DefaultPrefix], "blocklist:". An empty prefix is allowed and puts the
-// raw ids at the top of the keyspace.
-//
-// Use distinct prefixes to keep separate blocklists (per service, per
-// tenant, per test) in one Redis, none of them a prefix of another (see
-// Prefixes in the package documentation). On Redis Cluster keep "{" and "}" out of
-// the prefix: a hash tag there would send every revocation to one slot.
-func WithPrefix(p string) Option {
-	return func(c *config) { c.prefix = p }
-}
 
 // New returns a Store that keeps revocations in the Redis behind client: a
 // *redis.Client, *redis.ClusterClient or *redis.Ring. The caller keeps
@@ -148,7 +129,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if !exp.After(time.Now()) {
 		return nil
 	}
-	ms := expiryMillis(exp)
+	ms := expiry.CeilMillis(exp)
 	key := s.key(jti)
 
 	// The write is a transaction of two single-key commands:
@@ -175,7 +156,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// the revocation's end, and RevokedUntil reads it with PEXPIRETIME, so
 	// the value needs to carry nothing and is never stale.
 	//
-	// The announcement (an XADD to the stream, see watch.go) is part of
+	// The announcement (an XADD to the stream, see announce.go) is part of
 	// the same round trip. On a single server it joins the transaction, so
 	// the key and its announcement are written together or not at all. On
 	// Cluster (and Ring) the stream is another key, usually on another
@@ -224,19 +205,6 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	}
 	return nil
 }
-
-// expiryMillis is the Redis expiry of a revocation until exp, a time after
-// now: exp in Unix milliseconds, rounded up so that the key never vanishes
-// before the token is dead, and saturated at the latest expiry Redis
-// accepts instead of wrapping around (to a past time, which would store an
-// already expired key, or to a negative one, which Redis refuses).
-//
-// That latest expiry is math.MaxInt64 Unix milliseconds,
-// 292278994-08-17T07:12:55.807Z: PEXPIREAT and SET ... PXAT take a signed
-// 64-bit millisecond count and answer "invalid expire time" for anything
-// larger or not positive (expireGenericCommand and
-// getExpireMillisecondsOrReply in the Redis source).
-func expiryMillis(exp time.Time) int64 { return expiry.CeilMillis(exp) }
 
 // IsRevoked reports whether jti is revoked now, that is whether the key
 // prefix+jti exists. Redis removes the key at its expiry, so the answer
@@ -287,13 +255,25 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 		s.noteFailure(err)
 		return time.Time{}, fmt.Errorf("redisstore: revoked until: %w", err)
 	}
+	until, err := revokedUntil(ms)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: revoked until: %w", err)
+	}
+	return until, nil
+}
+
+// revokedUntil decodes PEXPIRETIME's answer for a revocation's key: the
+// zero Time for -2 (no such key: not revoked now), forever for -1 (a key
+// without an expiry), the expiry for a Unix millisecond count, and an
+// error for any other negative answer.
+func revokedUntil(ms int64) (time.Time, error) {
 	switch {
-	case ms == -2: // no such key
+	case ms == -2:
 		return time.Time{}, nil
-	case ms == -1: // a key without an expiry
+	case ms == -1:
 		return forever, nil
 	case ms < 0:
-		return time.Time{}, fmt.Errorf("redisstore: revoked until: PEXPIRETIME answered %d", ms)
+		return time.Time{}, fmt.Errorf("PEXPIRETIME answered %d", ms)
 	}
 	return time.UnixMilli(ms), nil
 }

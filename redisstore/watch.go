@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,15 +14,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 )
 
-var (
-	_ blocklist.WatchStore = (*Store)(nil)
-	_ blocklist.ScanStore  = (*Store)(nil)
-)
-
-// DefaultStreamMaxLen is how many announcements the stream keeps at least
-// when WithStreamMaxLen is not given: a watcher cut off for fewer new
-// revocations than this catches up without a gap.
-const DefaultStreamMaxLen = 100_000
+var _ blocklist.WatchStore = (*Store)(nil)
 
 // WatchSilenceBound is the longest a watch waits for any reply of the
 // server: a server that stops answering (frozen, or cut off by a network
@@ -51,56 +42,6 @@ const (
 	// The backoff between attempts while the server cannot be reached.
 	minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
 )
-
-// WithoutEvents turns announcements off: Revoke writes only the token's
-// key, and Watch returns an error wrapping errors.ErrUnsupported. Use it when no process watches, to save the XADD.
-func WithoutEvents() Option {
-	return func(c *config) { c.noEvents = true }
-}
-
-// WithStreamMaxLen sets how many announcements the stream keeps at least
-// (default DefaultStreamMaxLen); Redis trims older ones (MAXLEN ~ n, so it
-// may keep a little more). A watcher that falls further behind than n
-// revocations, or is cut off while n revocations are made, cannot resume
-// without a gap and reports Synced instead of Resumed (package cached then
-// distrusts its "not revoked" answers, or reloads its replica). Redis's
-// memory for the stream grows linearly with n. n below 1 is a programming
-// error: New panics.
-func WithStreamMaxLen(n int64) Option {
-	return func(c *config) {
-		if n < 1 {
-			c.err = fmt.Errorf("redisstore: WithStreamMaxLen(%d): want at least 1", n)
-			return
-		}
-		c.streamMax = n
-	}
-}
-
-// announceCmd returns the XADD that announces that jti is revoked until ms.
-func (s *Store) announceCmd(ctx context.Context, jti string, ms int64) *redis.StringCmd {
-	return redis.NewStringCmd(ctx, "xadd", s.stream, "maxlen", "~", s.streamMax, "*", "jti", jti, "exp", ms)
-}
-
-// announceAsync sends the announcement at once, beside the caller's own
-// command, and reports its outcome on the returned channel.
-func (s *Store) announceAsync(ctx context.Context, jti string, ms int64) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		done <- s.write(ctx, s.stream, s.announceCmd(ctx, jti, ms))
-	}()
-	return done
-}
-
-// revokeOnceScript is RevokeOnce on a single server: the SET NX and, only
-// when it won, the announcement, in one round trip and atomically.
-var revokeOnceScript = redis.NewScript(revokeOnceSource)
-
-const revokeOnceSource = `
-if redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1], 'NX') then
-	redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'jti', ARGV[2], 'exp', ARGV[1])
-	return 1
-end
-return 0`
 
 // streamID is the id of a stream entry, "ms-seq".
 type streamID struct{ ms, seq uint64 }
@@ -492,113 +433,4 @@ func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (in
 func isNoSuchKey(err error) bool {
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "ERR no such key")
-}
-
-// ScanRevoked implements blocklist.ScanStore with SCAN over the keys of the
-// prefix (on every master of a Cluster, every shard of a Ring, at once),
-// COUNT 1000, and one pipeline of PEXPIRETIME per batch of keys. It costs
-// about one round trip per thousand keys of the prefix, and reads only
-// them; with an empty prefix it would report every key of the database
-// as a revocation, so give watched stores a prefix of their own. Keys that
-// vanish during the scan are skipped; during resharding of a Cluster a key
-// may be reported twice.
-func (s *Store) ScanRevoked(ctx context.Context, fn func(jti string, until time.Time) error) error {
-	if s == nil || s.client == nil {
-		return fmt.Errorf("%w (scan revoked)", errNilClient)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redisstore: scan revoked: %w", err)
-	}
-	var mu sync.Mutex // fn is never called concurrently
-	var fnErr error
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		match := globEscape(s.prefix) + "*"
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, match, 1000).Result()
-			if err != nil {
-				return fmt.Errorf("redisstore: scan revoked: %w", err)
-			}
-			if err := s.reportKeys(ctx, c, keys, &mu, &fnErr, fn); err != nil {
-				return err
-			}
-			if cursor = next; cursor == 0 {
-				return nil
-			}
-		}
-	}
-	var err error
-	switch c := s.client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
-	case *redis.Ring:
-		err = c.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
-	default:
-		err = scan(ctx, s.client)
-	}
-	if fnErr != nil {
-		return fnErr
-	}
-	return err
-}
-
-// reportKeys reads the expiry of keys in one pipeline and calls fn for
-// each key that is a live revocation.
-func (s *Store) reportKeys(ctx context.Context, c redis.Cmdable, keys []string,
-	mu *sync.Mutex, fnErr *error, fn func(string, time.Time) error) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	pipe := c.Pipeline()
-	cmds := make([]*redis.IntCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = redis.NewIntCmd(ctx, "pexpiretime", k)
-		_ = pipe.Process(ctx, cmds[i])
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redisstore: scan revoked: %w", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if *fnErr != nil {
-		return *fnErr
-	}
-	for i, k := range keys {
-		jti := k[len(s.prefix):]
-		if k == s.stream || blocklist.ValidateID(jti) != nil {
-			continue
-		}
-		var until time.Time
-		switch ms := cmds[i].Val(); {
-		case ms == -2:
-			continue // expired or deleted since SCAN saw it
-		case ms == -1:
-			until = forever
-		case ms < 0:
-			return fmt.Errorf("redisstore: scan revoked: PEXPIRETIME answered %d", ms)
-		default:
-			until = time.UnixMilli(ms)
-		}
-		if err := fn(jti, until); err != nil {
-			*fnErr = err
-			return err
-		}
-	}
-	return nil
-}
-
-// globEscape escapes the characters SCAN's MATCH pattern gives a meaning.
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?[]\^`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', ']', '\\', '^':
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
