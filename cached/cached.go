@@ -155,7 +155,9 @@ type Stats struct {
 
 // New returns a Store that caches the answers of next. Options are applied
 // in order; an invalid option (WithNegativeTTL(-1s), WithSize(0), ...)
-// makes New return an error naming it.
+// makes New return an error naming it. A nil next is a programming error:
+// New panics, with a message naming it, as http.Handle does for a nil
+// handler.
 //
 // If next is a blocklist.ExpiryStore, lookups use RevokedUntil, so a
 // revoked answer is kept exactly until the revocation ends. Otherwise
@@ -163,7 +165,7 @@ type Stats struct {
 // The type check is made once, here.
 func New(next blocklist.Store, opts ...Option) (*Store, error) {
 	if next == nil {
-		return nil, fmt.Errorf("cached: New: next store is nil")
+		panic("cached: New: nil next Store")
 	}
 	cfg := config{
 		size:          DefaultSize,

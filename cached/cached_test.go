@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,9 +89,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		if err == nil || c != nil {
 			t.Errorf("New with %s = %v, %v; want nil and an error", name, c, err)
 		}
-	}
-	if _, err := cached.New(nil); err == nil {
-		t.Error("New(nil) succeeded; want an error")
 	}
 	if _, err := cached.New(m, cached.WithNegativeTTL(0), cached.WithPositiveTTL(0)); err != nil {
 		t.Errorf("zero TTLs turn caching off and are valid: %v", err)
@@ -587,4 +585,13 @@ func TestEntrySize(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 	runtime.KeepAlive(ids) // else their memory, freed, offsets the cache's
+}
+
+func TestNewNilPanics(t *testing.T) {
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "cached: New: nil next Store") {
+			t.Errorf("New(nil) recovered %v, want a panic naming the nil next Store", p)
+		}
+	}()
+	_, _ = cached.New(nil)
 }
