@@ -306,8 +306,8 @@ func (s *Store) distrust(jti string) {
 }
 
 // IsRevoked reports whether jti is revoked, from memory when it can. A
-// "not revoked" answer may be up to NegativeTTL old (see WithNegativeTTL);
-// a "revoked" answer is kept until the revocation ends, and turns false on
+// "not revoked" answer may be as stale as "How stale an answer can be" in
+// the package documentation allows; a "revoked" answer is kept until the revocation ends, and turns false on
 // time. On a miss it asks the next Store, sharing the lookup with
 // concurrent misses on the same id. Errors are never cached: an error from
 // the next Store is returned as is, and the next check asks again. A caller
@@ -402,9 +402,9 @@ func (s *Store) Stats() Stats {
 
 // lookup asks the next Store about jti, sharing one call among concurrent
 // misses, and caches the answer. now is the caller's reading of the clock,
-// taken before the call: a "not revoked" entry then expires NegativeTTL
-// after a moment that precedes the read in the next Store, which keeps the
-// staleness bound.
+// taken before the call: a "not revoked" entry then expires its TTL
+// (negativeEntry) after a moment that precedes the read in the next Store,
+// which keeps the staleness bound.
 func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error) {
 	s.misses.Add(1)
 	if st := WatchState(s.state.Load()); st == WatchStarting || st == WatchLost {

@@ -1,29 +1,33 @@
 // Package cached puts a local LRU cache in front of any blocklist.Store, so
 // the check every request makes is a memory read instead of a round trip.
 //
-// A revocation written by another process, or straight into the next Store,
-// is seen here at most NegativeTTL (one second by default) after it was
-// made; one made through this Store is seen here at once. Over a Store that
-// announces revocations (redisstore), another process's revocation is seen
-// within milliseconds, and a replica mode answers every check from memory:
-// see "Watching the next Store".
+// A revocation made through this Store is seen here at once. One made
+// elsewhere is seen as soon as the watch delivers its announcement when the
+// next Store announces revocations (a blocklist.WatchStore: redisstore,
+// memorystore) and the revocation was announced; otherwise only when the "not revoked" answer cached for its id
+// ends: WatchNegativeTTL (one minute by default) while the watch is live,
+// NegativeTTL (one second by default) without a watch. "How stale an answer
+// can be" below is the one statement of these rules. A replica mode answers
+// every check from memory.
 //
 // # When to choose it
 //
 // Choose it in front of a networked backend (redisstore, memcachestore)
 // when checks outnumber revocations, which is nearly always: almost every
 // token checked is not revoked, and each "not revoked" answer is then
-// reused for NegativeTTL instead of being asked again. A hit costs about
-// 100 ns and allocates nothing; a miss costs one round trip to the next
-// Store, shared by every concurrent miss on the same id. There is no point
+// reused instead of being asked again. A hit is a map read and allocates
+// nothing; a miss costs one round trip to the next Store, shared by every
+// concurrent miss on the same id. There is no point
 // in front of memorystore, which is already a memory read. The cache adds
 // no durability of its own: every revocation is written through to the
 // next Store before this one records it.
 //
 // # How answers are kept
 //
-//   - "Not revoked" is kept for NegativeTTL (WithNegativeTTL), counted from
-//     before the lookup that produced it. Zero turns this off.
+//   - "Not revoked" is kept for NegativeTTL (WithNegativeTTL), or
+//     WatchNegativeTTL while a watch is live, counted from before the
+//     lookup that produced it, and not at all while a watch is starting or
+//     lost (see "How stale an answer can be"). Zero turns this off.
 //   - "Revoked" is kept until the revocation ends, never longer, so
 //     IsRevoked turns false on time. The end comes from the next Store's
 //     RevokedUntil when it is a blocklist.ExpiryStore (every backend of this
@@ -37,8 +41,8 @@
 //     runs detached from any one caller's cancellation, bounded by
 //     WithLookupTimeout, so a caller that gives up does not fail the others.
 //
-// The cache holds at most WithSize entries (DefaultSize is 50,000, about
-// 9 MB full); the least recently checked is dropped first. Stats reports
+// The cache holds at most WithSize entries (DefaultSize is 50,000); the
+// least recently checked is dropped first. Stats reports
 // hits, misses, lookups, errors and evictions.
 //
 // # Watching the next Store
@@ -49,20 +53,19 @@
 // turns this off. Then:
 //
 //   - every revocation announced by any instance becomes a local "revoked
-//     until exp" entry at once, about 0.2 ms (p50) to 4 ms (p99) after the
-//     Revoke on loopback (BenchmarkPropagation, go run ./bench);
+//     until exp" entry as soon as the watch reads it: the watch's
+//     propagation delay, until its next read of the stream returns the
+//     announcement (go run ./bench measures it; the README gives figures);
 //   - while the watch is live, "not revoked" answers are kept for
 //     WatchNegativeTTL (one minute by default) instead of NegativeTTL,
-//     since any revocation will arrive as an announcement;
+//     since an announced revocation arrives through the watch;
 //   - when the watch is lost (the first failed read of the stream, or a
 //     server silent for redisstore.WatchSilenceBound), every "not revoked"
 //     entry is distrusted at once (a generation counter compared on read:
 //     no sweep, no allocation), none is cached, and each check of a token
 //     not known to be revoked asks the next Store itself, until the watch
 //     is back and has delivered everything it missed (Resumed) or started
-//     over (Synced). A revocation made while this instance was deaf is
-//     therefore never answered "not revoked": the check errors, or reads
-//     the next Store after it (unless WithStaleIfError says otherwise).
+//     over (Synced).
 //
 // A check never waits long for a Store that has gone silent: a lookup in
 // flight when the watch is lost stops waiting then, and while the watch is
@@ -71,20 +74,33 @@
 // returns within about redisstore.WatchSilenceBound plus LostLookupTimeout:
 // with an error (fail closed), or, with WithStaleIfError, from memory.
 //
-// How stale a "not revoked" answer can be, for a revocation made by another
-// instance through a Store that announces it:
+// # How stale an answer can be
 //
-//	state of the watch (Stats.Watch)   staleness bound of "not revoked"
-//	off (no WatchStore, WithoutWatch)  NegativeTTL (default 1 s)
-//	starting, lost                     none: every such check reads the next Store
+// This is the one statement of the staleness rules; the options and the
+// other sections refer to it. A revocation made through this Store is seen
+// here at once. One made elsewhere (another instance, another service, a
+// write straight into the next Store) is announced when it is written on
+// the next Store's stream: every Revoke and RevokeOnce of this module
+// (unless made with redisstore.WithoutEvents), and a writer in any language that follows redisstore's recipe (the XADD in
+// the same MULTI/EXEC as the key). An announced revocation reaches this
+// Store within the watch's propagation delay while the watch is live, even
+// when a "not revoked" answer for its id is cached. One written without
+// its announcement is seen only when the "not revoked" answer cached for
+// its id ends: WatchNegativeTTL while the watch is live, NegativeTTL when
+// there is no watch; in replica mode, at the replica's next full load.
+// While a watch is starting or lost, no "not revoked" answer is cached or
+// trusted and every such check reads the next Store, unless
+// WithStaleIfError allows answers from memory. By state:
+//
+//	state of the watch (Stats.Watch)   how stale "not revoked" can be
+//	off (no WatchStore, WithoutWatch)  NegativeTTL (default 1 s), announced or not
+//	starting, lost                     not at all: every such check reads the next Store
 //	lost, WithStaleIfError(d)          d after the watch was lost (see the option),
 //	                                   plus the watch's delay in noticing the loss
-//	live                               the propagation delay (ms); WatchNegativeTTL
-//	                                   (default 1 min) for a write that bypassed
-//	                                   the announcements
-//	live, replica mode                 the propagation delay (ms); a write that
-//	                                   bypassed the announcements is seen at the
-//	                                   next full load only
+//	live                               the propagation delay when announced;
+//	                                   WatchNegativeTTL (default 1 min) when not
+//	live, replica mode                 the propagation delay when announced; the
+//	                                   next full load when not
 //
 // "Revoked" answers never go stale in any state: they are kept until the
 // revocation ends, and revocation is monotonic.
@@ -105,9 +121,9 @@
 // Store: availability over a hard failure, and never a stale "not revoked".
 //
 // The replica's memory is bounded by the live revocations, which expire
-// with their tokens and are swept by the memorystore's expiry heap: about
-// 130 bytes per revocation with 36-byte ids, 124 MiB per million
-// (BenchmarkReplicaMemory). Choose it when checks come from many distinct
+// with their tokens and are swept by the memorystore's expiry heap: it grows
+// linearly with their number and id length (BenchmarkReplicaMemory measures
+// it; the README gives figures). Choose it when checks come from many distinct
 // tokens (a first check of each would otherwise cost a round trip) and the
 // blocklist fits in memory comfortably; keep the plain cache otherwise.
 //

@@ -10,13 +10,12 @@ import (
 // settings come only from the options given to New.
 const (
 	// DefaultSize is the number of entries a Store keeps when WithSize is
-	// not given. An entry takes about 180 bytes with a 36-byte token id (a
-	// UUID; measured by TestEntrySize), so the default costs about 9 MB when
-	// full. That holds every token checked within one NegativeTTL window by
-	// a service seeing 50,000 distinct tokens a second, at the default
-	// NegativeTTL of one second, which covers all but the largest services.
-	// A cache too small is never wrong, only slower: a steadily growing
-	// Stats.Evictions says to raise it.
+	// not given. Memory grows linearly with it and with the ids' length
+	// (TestEntrySize bounds an entry's size). It holds every token checked
+	// within one NegativeTTL window by a service seeing 50,000 distinct
+	// tokens a second, at the default NegativeTTL of one second. A cache too
+	// small is never wrong, only slower: a steadily growing Stats.Evictions
+	// says to raise it.
 	DefaultSize = 50_000
 
 	// DefaultNegativeTTL is how long a "not revoked" answer is reused when
@@ -89,9 +88,10 @@ func WithSize(n int) Option {
 }
 
 // WithNegativeTTL sets how long a "not revoked" answer from the next Store
-// is reused (default DefaultNegativeTTL, one second). This is the staleness
-// bound: a revocation written by another process, or straight into the next
-// Store, is seen by this Store at most d after it was made. Zero turns
+// is reused when the Store has no watch (default DefaultNegativeTTL, one
+// second): a revocation made elsewhere is then seen here at most d after it
+// was made. While a watch is live WithWatchNegativeTTL applies instead; see
+// "How stale an answer can be" in the package documentation. Zero turns
 // negative caching off, so every check of a token that is not revoked asks
 // the next Store (concurrent checks of one id still share one call). A
 // negative d makes New return an error.
@@ -161,11 +161,11 @@ func WithoutWatch() Option {
 }
 
 // WithWatchNegativeTTL sets how long a "not revoked" answer is reused while
-// the watch is live (default DefaultWatchNegativeTTL, one minute). Every
-// revocation made through a Store of this module reaches the watch within
-// milliseconds, so this bound only matters for revocations written into the
-// backend by other means (another language writing the keys without
-// announcing them). It has no effect without a watch. A negative d makes
+// the watch is live (default DefaultWatchNegativeTTL, one minute). An
+// announced revocation reaches the watch sooner, so this bound only matters
+// for revocations written without their announcement (see "How stale an
+// answer can be" in the package documentation). It has no effect without a
+// watch. A negative d makes
 // New return an error; zero turns negative caching off while the watch is
 // live.
 func WithWatchNegativeTTL(d time.Duration) Option {

@@ -60,8 +60,8 @@
 // (on Cluster, send the XADD on its own: the stream is another slot). A
 // writer that leaves the XADD out is honoured by a cached Store whose
 // watch is live only once its "not revoked" answer for that id expires,
-// after WatchNegativeTTL (a minute by default), instead of within
-// milliseconds.
+// after WatchNegativeTTL (a minute by default), instead of as fast as an
+// announcement.
 //
 // An exp later than Redis can hold (math.MaxInt64 Unix milliseconds, in the
 // year 292,278,994: PEXPIREAT and SET ... PXAT refuse a larger number with
