@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 )
 
 var (
@@ -70,7 +71,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 		return false, nil
 	}
 	entry := make([]byte, 8+len(jti))
-	binary.BigEndian.PutUint64(entry, encodeMillis(ceilMillis(exp)))
+	binary.BigEndian.PutUint64(entry, encodeMillis(expiry.CeilMillis(exp)))
 	copy(entry[8:], jti)
 	var first bool
 	err := s.batch(func(tx *bolt.Tx) error {

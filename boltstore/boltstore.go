@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -198,7 +199,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// the transaction commits, and a batch may run the func twice: nothing
 	// here is modified.
 	entry := make([]byte, 8+len(jti))
-	binary.BigEndian.PutUint64(entry, encodeMillis(ceilMillis(exp)))
+	binary.BigEndian.PutUint64(entry, encodeMillis(expiry.CeilMillis(exp)))
 	copy(entry[8:], jti)
 	if err := s.batch(func(tx *bolt.Tx) error { return s.put(tx, entry) }); err != nil {
 		return s.wrap("revoke", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 )
 
 var (
@@ -74,7 +75,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 	if !exp.After(time.Now()) {
 		return false, nil
 	}
-	expMs := ceilMillis(exp)
+	expMs := expiry.CeilMillis(exp)
 	key, hashed := makeKey(s.prefix, jti)
 	item := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(expMs, jti, hashed)}
 	for attempt := 0; attempt < maxAttempts; attempt++ {

@@ -10,6 +10,7 @@ import (
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/conformance"
 	"github.com/jwtblocklist/blocklist/internal/baseline"
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 	"github.com/jwtblocklist/blocklist/internal/measure"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 )
@@ -51,7 +52,7 @@ func BenchmarkOverhead(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			key, hashed := makeKey(prefix, tc.jti)
-			it := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(ceilMillis(time.Now().Add(time.Hour)), tc.jti, hashed)}
+			it := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(expiry.CeilMillis(time.Now().Add(time.Hour)), tc.jti, hashed)}
 			b.ReportAllocs()
 			for b.Loop() {
 				_, hashed := makeKey(prefix, tc.jti)

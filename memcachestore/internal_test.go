@@ -9,6 +9,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/jwtblocklist/blocklist/internal/expiry"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 )
 
@@ -32,7 +33,7 @@ func TestExpiration(t *testing.T) {
 		{time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), 0},
 		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), 0},
 	} {
-		got := expiration(ceilMillis(tc.exp), now)
+		got := expiration(expiry.CeilMillis(tc.exp), now)
 		if int64(got) != tc.want {
 			t.Errorf("expiration(%v) = %d, want %d", tc.exp, got, tc.want)
 		}
@@ -58,8 +59,8 @@ func TestCeilMillis(t *testing.T) {
 		{time.UnixMilli(math.MaxInt64).Add(time.Nanosecond), maxExpMs},
 		{time.Unix(math.MaxInt64-62135596800, 999_999_999), maxExpMs}, // the latest time.Time
 	} {
-		if got := ceilMillis(tc.t); got != tc.want {
-			t.Errorf("ceilMillis(%v) = %d, want %d", tc.t, got, tc.want)
+		if got := expiry.CeilMillis(tc.t); got != tc.want {
+			t.Errorf("expiry.CeilMillis(%v) = %d, want %d", tc.t, got, tc.want)
 		}
 	}
 }
@@ -92,7 +93,7 @@ func TestEntriesOnServer(t *testing.T) {
 		t.Fatal("300-byte id not hashed")
 	}
 	exp := time.Now().Add(time.Hour)
-	forged := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(ceilMillis(exp), other, true)}
+	forged := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(expiry.CeilMillis(exp), other, true)}
 	if err := client.Set(forged); err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if !exp.After(now) {
 		return nil
 	}
-	expMs := ceilMillis(exp)
+	expMs := expiry.CeilMillis(exp)
 	key, hashed := makeKey(s.prefix, jti)
 	item := &memcache.Item{Key: key, Flags: valueFlags, Value: encodeValue(expMs, jti, hashed)}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -322,10 +322,6 @@ func expiration(expMs int64, now time.Time) int32 {
 	}
 	return int32(abs)
 }
-
-// ceilMillis returns t in Unix milliseconds, rounded up, saturated at
-// maxExpMs.
-func ceilMillis(t time.Time) int64 { return expiry.CeilMillis(t) }
 
 // encodeValue returns the value of an entry: the exp, then for a hashed key
 // the id, so that reads can tell ids whose digests collide apart.
