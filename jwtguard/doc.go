@@ -126,7 +126,7 @@
 //	jti                  Revoke, Logout         exp + MaxLeeway (a token without sid)
 //	"sid:" + sid         RevokeSession, Logout  r + B + P; r = the call, B = the session's bound
 //	"sub:" + sub         LogoutAll              c + MaxRefreshTTL + P; c = the cutoff
-//	"ref:" + jti         Refresh                x + (exp − iat) + P; x = the first exchange
+//	"ref:" + jti         Refresh                x + B + P; x = the first exchange
 //
 // An id that would be longer than blocklist.MaxIDLen uses "sid#", "sub#"
 // or "ref#" and the unpadded base64url SHA-256 of the value instead. A
@@ -175,8 +175,11 @@
 //
 // The grace period and the exchange record. The first exchange of a
 // refresh token at time x (in milliseconds) writes "ref:"+jti with
-// RevokeOnce, ending at x + (exp − iat) + P, so every reader finds x again
-// from the token's own claims. The successors' jtis are derived from the
+// RevokeOnce, ending at x + B + P, so every reader finds x again from the
+// token's sid alone (B being the session's bound, above): two copies of one
+// refresh token with different lives, which a grace replay on a Guard with
+// another RefreshTTL mints, read one record alike, and the record outlives
+// both. The successors' jtis are derived from the
 // parent's: base64url(SHA-256("jwtguard refresh" + "\x00" + jti)) for the
 // refresh token and the same with "access" for the access token, and both
 // carry iat x. A replay within GracePeriod of x, while "ref:" + the

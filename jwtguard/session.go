@@ -335,6 +335,18 @@ func sidBound(sid string) (bound time.Duration, declared bool, err error) {
 	return time.Duration(n) * time.Second, true, nil
 }
 
+// layoutBound is the bound B of the session sid in the Store's layout: the
+// life its sid declares, or MaxRefreshTTL for a sid that declares none (or
+// declares one out of range). It depends on the sid alone, never on a
+// Guard's settings, so every Guard sizes and reads an entry alike.
+func layoutBound(sid string) time.Duration {
+	bound, declared, err := sidBound(sid)
+	if err != nil || !declared {
+		return MaxRefreshTTL
+	}
+	return bound
+}
+
 // reservedJTI reports whether a jti would fall in a namespace of the Guard.
 func reservedJTI(jti string) bool {
 	for _, p := range []string{idPrefix, sessionPrefix, sessionDigestPrefix, subjectPrefix, subjectDigestPrefix, exchangedPrefix, exchangedDigestPrefix} {
@@ -617,9 +629,15 @@ func (g *Guard) Refresh(ctx context.Context, refreshToken string) (*Pair, error)
 	// The record of the exchange ends this long after the exchange, so a
 	// reader finds when it happened: long enough to cover t for as long as
 	// any Guard could accept it (exp plus MaxLeeway, t's iat being at most
-	// MaxLeeway after the exchange's clock).
-	lifeMs := t.expMs - c.iatMs + layoutPad.Milliseconds()
-	if until[0].IsZero() {
+	// MaxLeeway after the exchange's clock). It is sized by the session's
+	// layout bound, not by t's own exp − iat: a grace replay answered by a
+	// Guard with another RefreshTTL mints a second copy of a successor, with
+	// the same jti and another life, and both copies must read the one
+	// record alike.
+	lifeMs := (layoutBound(c.sid) + layoutPad).Milliseconds()
+	// A successor already exchanged while no record of t's own exchange is
+	// seen cannot come from an honest client: reuse, never a first exchange.
+	if until[0].IsZero() && until[1].IsZero() {
 		first, err := s.once.RevokeOnce(ctx, state[0], time.UnixMilli(startMs+lifeMs))
 		if err != nil {
 			return nil, fmt.Errorf("jwtguard: refresh: recording the exchange: %w", err)
@@ -666,12 +684,8 @@ func (g *Guard) RevokeSession(ctx context.Context, sid string) error {
 	if sid == "" {
 		return errors.New("jwtguard: RevokeSession: empty session id")
 	}
-	bound, declared, err := sidBound(sid)
-	if err != nil || !declared {
-		bound = MaxRefreshTTL
-	}
-	exp := g.sess.now().Add(bound + layoutPad)
-	err = g.store.Revoke(ctx, sessionID(sid), exp)
+	exp := g.sess.now().Add(layoutBound(sid) + layoutPad)
+	err := g.store.Revoke(ctx, sessionID(sid), exp)
 	g.obs.revoked(ctx, KindSession, err)
 	if err != nil {
 		return fmt.Errorf("jwtguard: revoking session: %w", err)
