@@ -305,13 +305,14 @@ func (s *Store) distrust(jti string) {
 	s.group.Forget(jti)
 }
 
-// IsRevoked reports whether jti is revoked, from memory when it can. A
-// "not revoked" answer may be as stale as "How stale an answer can be" in
-// the package documentation allows; a "revoked" answer is kept until the revocation ends, and turns false on
-// time. On a miss it asks the next Store, sharing the lookup with
-// concurrent misses on the same id. Errors are never cached: an error from
-// the next Store is returned as is, and the next check asks again. A caller
-// whose context ends while waiting gets an error wrapping ctx.Err().
+// IsRevoked reports whether jti is revoked, from memory when it can. A "not
+// revoked" answer may be as stale as "How stale an answer can be" in the
+// package documentation allows; a "revoked" answer is kept until the
+// revocation ends, and turns false on time. On a miss it asks the next
+// Store, sharing the lookup with concurrent misses on the same id. Errors
+// are never cached: an error from the next Store is returned as is, and the
+// next check asks again. A caller whose context ends while waiting gets an
+// error wrapping ctx.Err().
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if err := check(ctx, jti); err != nil {
 		return false, err

@@ -4,11 +4,11 @@
 // A revocation made through this Store is seen here at once. One made
 // elsewhere is seen as soon as the watch delivers its announcement when the
 // next Store announces revocations (a blocklist.WatchStore: redisstore,
-// memorystore) and the revocation was announced; otherwise only when the "not revoked" answer cached for its id
-// ends: WatchNegativeTTL (one minute by default) while the watch is live,
-// NegativeTTL (one second by default) without a watch. "How stale an answer
-// can be" below is the one statement of these rules. A replica mode answers
-// every check from memory.
+// memorystore) and the revocation was announced; otherwise only when the
+// "not revoked" answer cached for its id ends: WatchNegativeTTL (one minute
+// by default) while the watch is live, NegativeTTL (one second by default)
+// without a watch. "How stale an answer can be" below is the one statement
+// of these rules. A replica mode answers every check from memory.
 //
 // # When to choose it
 //
@@ -79,17 +79,18 @@
 // This is the one statement of the staleness rules; the options and the
 // other sections refer to it. A revocation made through this Store is seen
 // here at once. One made elsewhere (another instance, another service, a
-// write straight into the next Store) is announced when it is written on
-// the next Store's stream: every Revoke and RevokeOnce of this module
-// (unless made with redisstore.WithoutEvents), and a writer in any language that follows redisstore's recipe (the XADD in
-// the same MULTI/EXEC as the key). An announced revocation reaches this
-// Store within the watch's propagation delay while the watch is live, even
-// when a "not revoked" answer for its id is cached. One written without
-// its announcement is seen only when the "not revoked" answer cached for
-// its id ends: WatchNegativeTTL while the watch is live, NegativeTTL when
-// there is no watch; in replica mode, at the replica's next full load.
-// While a watch is starting or lost, no "not revoked" answer is cached or
-// trusted and every such check reads the next Store, unless
+// write straight into the next Store) is announced when it is written on the
+// next Store's stream: every Revoke and RevokeOnce of this module (unless
+// made with redisstore.WithoutEvents), and a writer in any language that
+// follows the recipe in redisstore's package documentation (the XADD with
+// the key, in the same MULTI/EXEC on a single server). An announced
+// revocation reaches this Store within the watch's propagation delay while
+// the watch is live, even when a "not revoked" answer for its id is cached.
+// One written without its announcement is seen only when the "not revoked"
+// answer cached for its id ends: WatchNegativeTTL while the watch is live,
+// NegativeTTL when there is no watch; in replica mode, at the replica's next
+// full load. While a watch is starting or lost, no "not revoked" answer is
+// cached or trusted and every such check reads the next Store, unless
 // WithStaleIfError allows answers from memory. By state:
 //
 //	state of the watch (Stats.Watch)   how stale "not revoked" can be
