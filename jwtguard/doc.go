@@ -24,7 +24,7 @@
 //     and must not have passed, nbf and iat when present, iss and aud when
 //     [WithIssuer] and [WithAudience] ask for them, all within the leeway
 //     of [WithLeeway]. A date (exp, nbf, iat) must be a number from the
-//     year 1 to the end of the year 9999; it is read to the millisecond,
+//     year 1 to the end of the year 9999; it is read to the millisecond (iat rounded down),
 //     and 0 counts as absent, as in golang-jwt. Any other value makes the
 //     token invalid, so no date ever wraps around in a conversion;
 //  3. derives the token id (see below) and asks the Store whether it is
@@ -85,7 +85,7 @@
 // cookie.
 // [Guard.RevocationHandler] is an RFC 7009 endpoint that revokes a token
 // only for a caller entitled to it: by default ([SameSubject]) a caller
-// whose own valid token has the same sub; [WithRevocationPolicy] sets
+// whose own valid token has the same sub (and iss); [WithRevocationPolicy] sets
 // another policy, such as an administrator role. Others get the RFC's error
 // answer and nothing is stored. [Guard.Revoke] revokes any token string for
 // custom flows. Only tokens that verify are revoked: a token with a bad

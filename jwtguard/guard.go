@@ -315,6 +315,15 @@ func (g *Guard) parse(raw string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	// iat rounded down, never up: a token issued a fraction of a
+	// millisecond before a LogoutAll cutoff must read as before it. The
+	// float nearest a whole millisecond (what the Guard writes) counts as
+	// that millisecond.
+	if hasIat {
+		if f, _ := claims["iat"].(float64); f < float64(iatMs)/1000 {
+			iatMs--
+		}
+	}
 	var id string
 	switch jti := claims["jti"].(type) {
 	case nil:

@@ -119,15 +119,27 @@ type RevocationPolicy func(r *http.Request, caller, target *Token) bool
 
 // SameSubject is the default RevocationPolicy: the caller may revoke a
 // token whose sub claim is a non-empty string equal to the sub of its own
-// token. A token without sub can be revoked by nobody through
-// RevocationHandler (Revoke and LogoutHandler still end it).
+// token, from the same issuer (iss claims equal strings, or both absent:
+// RFC 7519 makes a sub unique only within its issuer). A token without sub
+// can be revoked by nobody through RevocationHandler (Revoke and
+// LogoutHandler still end it).
 func SameSubject(_ *http.Request, caller, target *Token) bool {
 	if caller == nil || target == nil {
 		return false
 	}
 	a, _ := caller.Claims["sub"].(string)
 	b, _ := target.Claims["sub"].(string)
-	return a != "" && a == b
+	if a == "" || a != b {
+		return false
+	}
+	issA, okA := caller.Claims["iss"]
+	issB, okB := target.Claims["iss"]
+	if !okA || !okB {
+		return okA == okB
+	}
+	sA, isStrA := issA.(string)
+	sB, isStrB := issB.(string)
+	return isStrA && isStrB && sA == sB
 }
 
 // WithRevocationPolicy sets who may revoke which token through

@@ -3,8 +3,12 @@ package jwtguard_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/jwtguard"
@@ -75,5 +79,132 @@ func TestReviewGraceCopiesOfDifferentLife(t *testing.T) {
 	e.advance(2 * time.Hour)
 	if _, err := long.Refresh(ctx, qLong.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
 		t.Errorf("long copy presented after the short copy's exchange: %v; want ErrRefreshReused", err)
+	}
+}
+
+// Session ids a foreign issuer (or anyone who can have one signed) crafts
+// around the ".<n>s" bound: non-canonical numbers, other digits, tiny,
+// huge, long enough to switch to the digest id. After RevokeSession every
+// token of the session that verifies is refused for its whole life, and a
+// sid whose bound is malformed never lets a longer-lived token through.
+func TestReviewCraftedSessionIDs(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("k", blocklist.MaxIDLen) + ".60s"
+	for _, tc := range []struct {
+		sid   string
+		life  time.Duration // exp − iat of the crafted token
+		valid bool          // whether it verifies before RevokeSession
+	}{
+		{"a.01s", time.Second, false},                 // leading zero: invalid
+		{"a.0s", time.Second, false},                  // zero: invalid
+		{"a.+5s", time.Hour, true},                    // not a bound: RefreshTTL applies
+		{"a.-5s", time.Hour, true},                    // not a bound
+		{"a.5S", time.Hour, true},                     // not a bound
+		{"a.٥s", time.Hour, true},                     // Arabic-Indic five: not a bound
+		{"a.5s", time.Hour, false},                    // lives longer than it declares
+		{"a.1s", time.Second, true},                   // tiny
+		{"a.99999999999999999999s", time.Hour, false}, // overflows int64
+		{"a.34560001s", time.Hour, false},             // over MaxRefreshTTL
+		{"a.34560000s", time.Hour, true},              // MaxRefreshTTL exactly
+		{long, time.Minute, true},                     // digest form, declared 60 s
+		{long[:len(long)-1] + "S", time.Hour, true},
+	} {
+		t.Run(tc.sid[max(0, len(tc.sid)-24):], func(t *testing.T) {
+			e := fakeEnv(t)
+			g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: 2 * time.Hour}, 0)
+			now := e.now()
+			tok := hs256(t, jwt.MapClaims{"sub": "eve", "sid": tc.sid, "iat": now.Unix(), "exp": now.Add(tc.life).Unix()})
+			if got := accepted(g, tok); got != tc.valid {
+				t.Fatalf("accepted %v before RevokeSession; want %v", got, tc.valid)
+			}
+			if err := g.RevokeSession(ctx, tc.sid); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []time.Duration{0, tc.life / 2, tc.life} {
+				e.advance(d - (e.now().Sub(now)))
+				if accepted(g, tok) {
+					t.Fatalf("accepted %v after RevokeSession", e.now().Sub(now))
+				}
+			}
+		})
+	}
+}
+
+// A token minted before LogoutAll by an issuer that writes iat below the
+// millisecond (RFC 7519 allows any fraction) is covered: its iat is read
+// rounded down, never up onto the cutoff.
+func TestReviewSubMillisecondIatBeforeLogoutAll(t *testing.T) {
+	ctx := context.Background()
+	e := fakeEnv(t)
+	g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour}, 0)
+	if err := g.LogoutAll(ctx, "ivy"); err != nil {
+		t.Fatal(err)
+	}
+	// The layout gives the cutoff back: the entry ends MaxRefreshTTL plus
+	// twice MaxLeeway after it.
+	until, err := e.reader.RevokedUntil(ctx, "sub:ivy")
+	if err != nil || until.IsZero() {
+		t.Fatalf("RevokedUntil: %v, %v", until, err)
+	}
+	cutoffMs := until.Add(-jwtguard.MaxRefreshTTL - 2*jwtguard.MaxLeeway).UnixMilli()
+	tok := func(iat float64) string {
+		return hs256(t, jwt.MapClaims{"sub": "ivy", "iat": iat, "exp": time.UnixMilli(cutoffMs).Add(time.Minute).Unix()})
+	}
+	if accepted(g, tok(float64(cutoffMs)/1000-0.0003)) {
+		t.Error("a token with an iat 0.3 ms before the cutoff survives LogoutAll")
+	}
+	if !accepted(g, tok(float64(cutoffMs)/1000)) {
+		t.Error("a token issued at the cutoff (to the millisecond, as the Guard writes iat) is refused")
+	}
+}
+
+// A grace replay after RevokeSession, or after a reuse revoked the
+// session, mints nothing.
+func TestReviewGraceReplayAfterRevokeSession(t *testing.T) {
+	ctx := context.Background()
+	e := fakeEnv(t)
+	g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour, GracePeriod: time.Minute}, 0)
+	p := newSession(t, g, "jack")
+	if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.RevokeSession(ctx, p.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	before := g.SessionStats()
+	if q, err := g.Refresh(ctx, p.RefreshToken); !errors.Is(err, jwtguard.ErrRevoked) || q != nil {
+		t.Errorf("grace replay after RevokeSession: %v, pair %v; want ErrRevoked and none", err, q != nil)
+	}
+	if g.SessionStats() != before {
+		t.Errorf("stats moved: %+v -> %+v", before, g.SessionStats())
+	}
+}
+
+// RFC 7519 section 4.1.2: a sub is unique only within its issuer. With a
+// Guard that accepts two issuers, alice of one may not revoke the tokens
+// of alice of the other through RFC 7009.
+func TestReviewRevocationAcrossIssuers(t *testing.T) {
+	store := newMemory(t)
+	g := newGuard(t, store)
+	tok := func(iss, jti string) string {
+		c := claims(jti)
+		if iss != "" {
+			c["iss"] = iss
+		}
+		return hs256(t, c)
+	}
+	caller := tok("https://idp-a.example", "caller")
+	for _, target := range []string{tok("https://idp-b.example", "b1"), tok("", "none")} {
+		res := serve(g.RevocationHandler(), withBearer(formRequest("token="+target), caller))
+		if res.code != http.StatusBadRequest {
+			t.Errorf("revoking alice of another issuer: %d %s; want 400 unauthorized_client", res.code, res.body)
+		}
+		if !accepted(g, target) {
+			t.Error("the other issuer's token was revoked")
+		}
+	}
+	same := tok("https://idp-a.example", "a1")
+	if res := serve(g.RevocationHandler(), withBearer(formRequest("token="+same), caller)); res.code != http.StatusOK || accepted(g, same) {
+		t.Errorf("revoking alice's own token of the same issuer: %d", res.code)
 	}
 }
