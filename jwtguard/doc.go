@@ -72,10 +72,12 @@
 // first replaced by min(s, n-s), n being the curve order: ECDSA signatures
 // are malleable, and (r, n-s) verifies as well as (r, s), so without this
 // step a client could turn a revoked token into an unrevoked twin. The other
-// algorithms of golang-jwt admit one signature per message. Issuers should
-// not mint jti values that start with "sig:". A jti longer than
-// blocklist.MaxIDLen bytes, or a jti that is not a string, makes the token
-// invalid (401), never a Store error.
+// algorithms of golang-jwt admit one signature per message. A jti that
+// starts with "sig:" or with a prefix of the session layout (below) makes
+// the token invalid in every mode, with or without sessions, so that no
+// Guard sharing a Store writes into another's ids; so does a jti longer
+// than blocklist.MaxIDLen bytes, or one that is not a string (401, never a
+// Store error).
 //
 // # Logout and revocation
 //
@@ -131,7 +133,8 @@
 // An id that would be longer than blocklist.MaxIDLen uses "sid#", "sub#"
 // or "ref#" and the unpadded base64url SHA-256 of the value instead. A
 // token whose jti starts with "sig:", "sid:", "sid#", "sub:", "sub#",
-// "ref:" or "ref#" is invalid, so no jti ever meets these ids. Every
+// "ref:" or "ref#" is invalid, with or without sessions, so no jti ever
+// meets these ids. Every
 // request checks the jti, "sid:" and "sub:" ids of its token in one call
 // to the Store (blocklist.BatchStore: one round trip to Redis or
 // memcached, one local read through the cached package); Refresh adds the

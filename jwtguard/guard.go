@@ -30,7 +30,8 @@ var (
 	// signature, algorithm not allowed, a crit header, expired, not yet
 	// valid (nbf), issued in the future (iat), a date out of range (see
 	// the package doc), wrong issuer or audience, missing exp, a jti that
-	// is not a string or is longer than blocklist.MaxIDLen bytes, or a
+	// is not a string, is longer than blocklist.MaxIDLen bytes or starts
+	// with a prefix of the Guard's own ids (see the package doc), or a
 	// refresh token (token_use "refresh") where an access token is
 	// expected.
 	ErrInvalidToken = errors.New("jwtguard: invalid token")
@@ -330,6 +331,11 @@ func (g *Guard) parse(raw string) (*Token, error) {
 	case string:
 		if len(jti) > blocklist.MaxIDLen {
 			return nil, fmt.Errorf("%w: jti longer than %d bytes", ErrInvalidToken, blocklist.MaxIDLen)
+		}
+		// In every mode: a Guard without sessions sharing the Store with
+		// one that has them must not write into the session layout.
+		if reservedJTI(jti) {
+			return nil, fmt.Errorf("%w: jti starts with a prefix reserved for the Guard's ids", ErrInvalidToken)
 		}
 		id = jti
 	default:

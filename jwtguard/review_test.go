@@ -208,3 +208,30 @@ func TestReviewRevocationAcrossIssuers(t *testing.T) {
 		t.Errorf("revoking alice's own token of the same issuer: %d", res.code)
 	}
 }
+
+// A Guard without sessions sharing the Store with one that has them must
+// not write into the session layout: a token whose jti is "sub:alice",
+// revoked through it with an exp far ahead, would put alice's LogoutAll
+// cutoff in the future and refuse every login of hers; "ref:"+jti would
+// make a refresh token's first exchange look like reuse. Such jtis are
+// invalid in every mode.
+func TestReviewReservedJTIWithoutSessions(t *testing.T) {
+	ctx := context.Background()
+	store := newMemory(t)
+	plain := newGuard(t, store)
+	withSessions := sessionGuard(t, store)
+	now := time.Now()
+	for _, jti := range []string{"sub:alice", "sid:x", "ref:y", "sub#z", "sid#z", "ref#z", "sig:z"} {
+		crafted := hs256(t, jwt.MapClaims{"sub": "mallory", "jti": jti, "iat": now.Unix(), "exp": now.Add(600 * 24 * time.Hour).Unix()})
+		if err := plain.Revoke(ctx, crafted); !errors.Is(err, jwtguard.ErrInvalidToken) {
+			t.Errorf("jti %q: Revoke without sessions: %v; want ErrInvalidToken", jti, err)
+		}
+		if accepted(plain, crafted) {
+			t.Errorf("jti %q accepted without sessions", jti)
+		}
+	}
+	p := newSession(t, withSessions, "alice")
+	if !accepted(withSessions, p.AccessToken) {
+		t.Error("alice's login is refused after another Guard revoked a crafted jti")
+	}
+}
