@@ -134,8 +134,7 @@
 // or "ref#" and the unpadded base64url SHA-256 of the value instead. A
 // token whose jti starts with "sig:", "sid:", "sid#", "sub:", "sub#",
 // "ref:" or "ref#" is invalid, with or without sessions, so no jti ever
-// meets these ids. Every
-// request checks the jti, "sid:" and "sub:" ids of its token in one call
+// meets these ids. Every request checks the jti, "sid:" and "sub:" ids of its token in one call
 // to the Store (blocklist.BatchStore: one round trip to Redis or
 // memcached, one local read through the cached package); Refresh adds the
 // two "ref:" ids of the token and its successor to that call.
@@ -151,7 +150,8 @@
 // RefreshTTL too. So every token checked under sessions has exp − iat ≤ B
 // ≤ MaxRefreshTTL, and its session entry (r + B + P) outlives every token
 // of the session issued before r + MaxLeeway. Storage: one entry per ended
-// session, for B plus 10 minutes (for sessions of another issuer's sids,
+// session, and one per exchanged refresh token, each for B plus 10 minutes
+// (for sessions of another issuer's sids, which declare no bound,
 // MaxRefreshTTL plus 10 minutes).
 //
 // LogoutAll. The cutoff c is the call's time in milliseconds, rounded up;

@@ -235,3 +235,24 @@ func TestReviewReservedJTIWithoutSessions(t *testing.T) {
 		t.Error("alice's login is refused after another Guard revoked a crafted jti")
 	}
 }
+
+// crit in forms a naive check of the raw header would miss: spelled with
+// a JSON escape, given twice (the decoder keeps the last), or emptied by a
+// second entry.
+func TestReviewCritOddForms(t *testing.T) {
+	ctx := context.Background()
+	g := sessionGuard(t, newMemory(t))
+	now := time.Now().Unix()
+	payload := `{"sub":"alice","jti":"c","iat":` + itoa(now) + `,"exp":` + itoa(now+600) + `}`
+	for _, header := range []string{
+		`{"alg":"HS256","cr\u0069t":["x"]}`,
+		`{"alg":"HS256","crit":["x"],"crit":null}`,
+		`{"alg":"HS256","crit":["x"],"crit":[]}`,
+		`{"alg":"HS256","crit":{}}`,
+		`{"alg":"HS256","crit":false}`,
+	} {
+		if _, err := g.Verify(ctx, rawToken(t, header, payload)); !errors.Is(err, jwtguard.ErrInvalidToken) {
+			t.Errorf("header %s: Verify: %v; want ErrInvalidToken", header, err)
+		}
+	}
+}
