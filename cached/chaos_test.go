@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -142,7 +143,9 @@ func chaosInstance(t *testing.T, next blocklist.Store, replica bool) *cached.Sto
 	return newCached(t, next, opts...)
 }
 
-// runChaos plays rounds of cut, damage and heal on w and reports the counts.
+// runChaos plays rounds (CHAOS_MODE=freeze|refuse|accept-close,
+// CHAOS_WHAT=none|trim|delete|restart-keep|restart-rollback and
+// CHAOS_GAPMS force a round's kind, to reproduce one) of cut, damage and heal on w and reports the counts.
 func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 	ctx := context.Background()
 	seed := uint64(time.Now().UnixNano())
@@ -163,6 +166,9 @@ func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 			damage = append(damage, "restart-keep", "restart-rollback")
 		}
 		what := damage[rng.IntN(len(damage))]
+		if v := os.Getenv("CHAOS_WHAT"); v != "" {
+			what = v
+		}
 		if what == "trim" {
 			size = 3 * chaosMaxLen * (2 + rng.IntN(3))
 		}
@@ -176,6 +182,14 @@ func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 			}
 		}
 		mode := []chaosproxy.Mode{chaosproxy.Refuse, chaosproxy.AcceptClose, chaosproxy.Freeze}[rng.IntN(3)]
+		switch os.Getenv("CHAOS_MODE") {
+		case "freeze":
+			mode = chaosproxy.Freeze
+		case "refuse":
+			mode = chaosproxy.Refuse
+		case "accept-close":
+			mode = chaosproxy.AcceptClose
+		}
 		// A link that goes silent (Freeze) is noticed only within the
 		// watch's silence bound: a revocation made meanwhile may be
 		// answered "not revoked" for that long, and no longer. A link
@@ -252,6 +266,10 @@ func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 		if mode == chaosproxy.Freeze && rng.IntN(2) == 0 {
 			gap = freezeGrace // long enough for the watch to notice
 		}
+		if v := os.Getenv("CHAOS_GAPMS"); v != "" {
+			ms, _ := strconv.Atoi(v)
+			gap = time.Duration(ms) * time.Millisecond
+		}
 		time.Sleep(gap)
 
 		for _, p := range w.proxies {
@@ -305,11 +323,12 @@ func runChaos(t *testing.T, w *chaosWorld, rounds int) {
 		}
 	}
 	// Every revocation reached every B in the end.
-	for _, b := range w.bs {
+	for bi, b := range w.bs {
 		for _, jti := range all {
 			if ok, err := b.IsRevoked(ctx, jti); err != nil || !ok {
 				n.misses++
-				t.Errorf("after the chaos: IsRevoked(%q) = %v, %v", jti, ok, err)
+				aok, aerr := w.a.IsRevoked(ctx, jti)
+				t.Errorf("after the chaos: B %d IsRevoked(%q) = %v, %v; A says %v, %v; B stats %+v", bi, jti, ok, err, aok, aerr, b.Stats())
 			}
 		}
 	}

@@ -94,8 +94,8 @@ func (s *Store) runWatch(ctx context.Context, w blocklist.WatchStore) {
 
 // setState moves the watch to st and starts a new generation of "not
 // revoked" answers, so that none cached before is trusted any more. The
-// state is written before the generation; lookups read them in the other
-// order (see negativeEntry).
+// generation is bumped before the state is written, and again after;
+// lookups read them in the other order (see negativeEntry).
 func (s *Store) setState(st WatchState) {
 	if st == WatchLost {
 		s.recordStale()
@@ -113,13 +113,23 @@ func (s *Store) setState(st WatchState) {
 		s.lostCtx, s.lostCancel = context.WithCancel(context.Background())
 	}
 	s.lostMu.Unlock()
-	s.obs.stateChanged(WatchState(s.state.Swap(int32(st))), st)
+	// The generation moves both before and after the state. Before: a
+	// check that reads the new state (Stats, or a lookup) must not then
+	// find a "not revoked" answer of the old generation still trusted by
+	// get; with the bump only after, a check could see the watch lost and
+	// still answer from memory what was cached before the loss (found by
+	// the chaos test over a frozen link). After: a lookup that read the
+	// first bump's generation with the old state (negativeEntry reads
+	// them in the other order) must not have its answer trusted either.
+	s.gen.Add(1)
+	prev := WatchState(s.state.Swap(int32(st)))
 	s.gen.Add(1)
 	if st == WatchLost {
 		s.lostMu.Lock()
 		s.lostCancel() // lookups in flight stop waiting
 		s.lostMu.Unlock()
 	}
+	s.obs.stateChanged(prev, st)
 }
 
 // errLookupAbandoned is what a check waiting for a lookup gets when the
