@@ -41,6 +41,16 @@ const (
 	replayMargin = time.Second
 	// The backoff between attempts while the server cannot be reached.
 	minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
+	// zeroHoleBound is the longest a watch that has never seen the stream
+	// hold an entry may be away from it (server time between two of its
+	// reads, less the time its subscriber spent on events) and still take
+	// the stream's first entries for everything announced: entries-added
+	// cannot tell a stream from a later incarnation when the earlier one
+	// was made, announced on and deleted while the watch was away (a frozen
+	// link holds a read, or its reply, without a Lost if it thaws within
+	// WatchSilenceBound). Longer, the watch reports Synced when the stream
+	// appears. Normal turnaround is well under a millisecond.
+	zeroHoleBound = 50 * time.Millisecond
 )
 
 // streamID is the id of a stream entry, "ms-seq".
@@ -127,8 +137,16 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	if s.stream == "" {
 		return fmt.Errorf("redisstore: watch: announcements are off (WithoutEvents): %w", errors.ErrUnsupported)
 	}
+	var cur cursor
+	// Time spent by the subscriber (a replica's load after Synced) is not
+	// time the watch was away from the stream.
+	inner := fn
+	fn = func(ev blocklist.Event) {
+		t := time.Now()
+		inner(ev)
+		cur.cb += time.Since(t)
+	}
 	var (
-		cur      cursor
 		conn     redis.Cmdable // nil until dialled, and after a failure
 		closeFn  func()
 		synced   bool // cur is meaningful
@@ -217,6 +235,26 @@ type cursor struct {
 	anchor  streamID // the stream's last id at the last proof
 	ordinal int64    // the stream's entries-added at the last proof
 	counted int64    // entries after anchor delivered since the last proof
+
+	// While ordinal and counted are 0 (the watch never saw the stream hold
+	// an entry): zeroTo is the server time up to which it watched without
+	// a hole, cb the subscriber's time since, and unsure whether a hole
+	// longer than zeroHoleBound came first (see zeroHoleBound).
+	zeroTo time.Time
+	cb     time.Duration
+	unsure bool
+}
+
+// zero reports whether the watch never saw the stream hold an entry.
+func (cur *cursor) zero() bool { return cur.ordinal == 0 && cur.counted == 0 }
+
+// zeroRead notes a read of a watch in zero state that reached the server
+// at from and watched until to (server times).
+func (cur *cursor) zeroRead(from, to time.Time) {
+	if !cur.zeroTo.IsZero() && from.Sub(cur.zeroTo)-cur.cb > zeroHoleBound {
+		cur.unsure = true
+	}
+	cur.zeroTo, cur.cb = to, 0
 }
 
 // watchConn returns what a watch reads through, and how to close it: a
@@ -282,9 +320,17 @@ func watchOptions(o *redis.Options) *redis.Options {
 func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error) {
 	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
 	defer cancel()
-	info, err := c.XInfoStream(rctx, s.stream).Result()
+	pipe := c.TxPipeline()
+	xinfo := pipe.XInfoStream(rctx, s.stream)
+	tm := pipe.Time(rctx)
+	_, _ = pipe.Exec(rctx)
+	now, err := tm.Result()
+	if err != nil {
+		return cursor{}, err
+	}
+	info, err := xinfo.Result()
 	if isNoSuchKey(err) {
-		return cursor{}, nil
+		return cursor{zeroTo: now}, nil
 	}
 	if err != nil {
 		return cursor{}, err
@@ -306,7 +352,11 @@ func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error
 	case pos.less(first.prev()):
 		pos = first.prev()
 	}
-	return cursor{pos: pos, anchor: last, ordinal: info.EntriesAdded}, nil
+	cur := cursor{pos: pos, anchor: last, ordinal: info.EntriesAdded}
+	if cur.zero() {
+		cur.zeroTo = now
+	}
+	return cur, nil
 }
 
 // waitRead waits up to watchBlock for entries after cur.pos and delivers
@@ -314,11 +364,33 @@ func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error
 func (s *Store) waitRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn func(blocklist.Event)) error {
 	rctx, cancel := context.WithTimeout(ctx, watchBlock+WatchSilenceBound)
 	defer cancel()
-	streams, err := c.XRead(rctx, &redis.XReadArgs{
-		Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: watchBlock,
-	}).Result()
+	args := &redis.XReadArgs{Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: watchBlock}
+	if !cur.zero() {
+		streams, err := c.XRead(rctx, args).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		_, err = deliver(streams, cur, fn)
+		return err
+	}
+	// Never saw an entry: note when the read reached the server (TIME
+	// just before it, in one write), to find holes (see zeroHoleBound).
+	pipe := c.Pipeline()
+	tm := pipe.Time(rctx)
+	xread := pipe.XRead(rctx, args)
+	_, _ = pipe.Exec(rctx)
+	from, err := tm.Result()
+	if err != nil {
+		return err
+	}
+	streams, err := xread.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
+	}
+	if len(streams) == 0 {
+		cur.zeroRead(from, from.Add(watchBlock))
+	} else {
+		cur.zeroRead(from, from)
 	}
 	_, err = deliver(streams, cur, fn)
 	return err
@@ -336,7 +408,15 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	pipe := c.TxPipeline()
 	xread := pipe.XRead(rctx, &redis.XReadArgs{Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: -1})
 	xinfo := pipe.XInfoStream(rctx, s.stream)
+	tm := pipe.Time(rctx)
 	_, _ = pipe.Exec(rctx)
+	if cur.zero() {
+		now, err := tm.Result()
+		if err != nil {
+			return false, false, err
+		}
+		cur.zeroRead(now, now)
+	}
 
 	streams, err := xread.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -363,6 +443,11 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	}
 	if last.less(cur.anchor) {
 		return true, true, nil // a new stream, younger than the one proved
+	}
+	if cur.unsure && info.EntriesAdded > 0 {
+		// Never saw an entry, and was away long enough for a stream to be
+		// made, announced on and deleted unseen before this one.
+		return true, true, nil
 	}
 	if n >= watchBatch {
 		// More to read before the proof; meanwhile, early signs that
