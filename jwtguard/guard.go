@@ -325,24 +325,9 @@ func (g *Guard) parse(raw string) (*Token, error) {
 			iatMs--
 		}
 	}
-	var id string
-	switch jti := claims["jti"].(type) {
-	case nil:
-	case string:
-		if len(jti) > blocklist.MaxIDLen {
-			return nil, fmt.Errorf("%w: jti longer than %d bytes", ErrInvalidToken, blocklist.MaxIDLen)
-		}
-		// In every mode: a Guard without sessions sharing the Store with
-		// one that has them must not write into the session layout.
-		if reservedJTI(jti) {
-			return nil, fmt.Errorf("%w: jti starts with a prefix reserved for the Guard's ids", ErrInvalidToken)
-		}
-		id = jti
-	default:
-		return nil, fmt.Errorf("%w: jti is not a string", ErrInvalidToken)
-	}
-	if id == "" {
-		id = signatureID(jt)
+	id, err := tokenID(jt, claims)
+	if err != nil {
+		return nil, err
 	}
 	return &Token{
 		Raw: raw, ID: id, ExpiresAt: time.UnixMilli(expMs), Claims: claims,
@@ -485,4 +470,29 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("WWW-Authenticate", challenge)
 	w.Header().Set("Cache-Control", "no-store")
 	g.unauthorized(w, r, err)
+}
+
+// tokenID is the id a token is revoked and checked under: its jti, or the
+// digest of its signature when it has none (see the package doc, "Token
+// ids"). A jti that is not a string, is too long for a Store, or starts
+// with a prefix of the Guard's own ids makes the token invalid, in every
+// mode: a Guard without sessions sharing the Store with one that has them
+// must not write into the session layout.
+func tokenID(jt *jwt.Token, claims jwt.MapClaims) (string, error) {
+	switch jti := claims["jti"].(type) {
+	case nil:
+	case string:
+		if len(jti) > blocklist.MaxIDLen {
+			return "", fmt.Errorf("%w: jti longer than %d bytes", ErrInvalidToken, blocklist.MaxIDLen)
+		}
+		if reservedJTI(jti) {
+			return "", fmt.Errorf("%w: jti starts with a prefix reserved for the Guard's ids", ErrInvalidToken)
+		}
+		if jti != "" {
+			return jti, nil
+		}
+	default:
+		return "", fmt.Errorf("%w: jti is not a string", ErrInvalidToken)
+	}
+	return signatureID(jt), nil
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/jwtblocklist/blocklist"
 )
 
 // ParseUnverified reads raw without checking its signature or any claim
@@ -33,22 +31,9 @@ func ParseUnverified(raw string) (*Token, error) {
 	if err != nil || exp == nil {
 		return nil, fmt.Errorf("%w: no exp", ErrInvalidToken)
 	}
-	var id string
-	switch jti := claims["jti"].(type) {
-	case nil:
-	case string:
-		if len(jti) > blocklist.MaxIDLen {
-			return nil, fmt.Errorf("%w: jti longer than %d bytes", ErrInvalidToken, blocklist.MaxIDLen)
-		}
-		if reservedJTI(jti) {
-			return nil, fmt.Errorf("%w: jti starts with a prefix reserved for the Guard's ids", ErrInvalidToken)
-		}
-		id = jti
-	default:
-		return nil, fmt.Errorf("%w: jti is not a string", ErrInvalidToken)
-	}
-	if id == "" {
-		id = signatureID(jt)
+	id, err := tokenID(jt, claims)
+	if err != nil {
+		return nil, err
 	}
 	return &Token{Raw: raw, ID: id, ExpiresAt: exp.Time, Claims: claims}, nil
 }
