@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -82,7 +83,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"WithPositiveTTL(-1s)":      cached.WithPositiveTTL(-time.Second),
 		"WithLookupTimeout(0)":      cached.WithLookupTimeout(0),
 		"WithLookupTimeout(-1s)":    cached.WithLookupTimeout(-time.Second),
-		"WithClock(nil)":            cached.WithClock(nil),
 		"WithNegativeTTL(-1h) last": cached.WithNegativeTTL(-time.Hour),
 	} {
 		c, err := cached.New(m, cached.WithSize(10), opt)
@@ -94,18 +94,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Errorf("zero TTLs turn caching off and are valid: %v", err)
 	}
 }
-
-// fakeClock is a clock tests move by hand, shared by the cache and the
-// memorystore behind it.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func mustRevoked(t *testing.T, s blocklist.Store, jti string, want bool, why string) {
 	t.Helper()
@@ -128,25 +116,26 @@ func mustRevoke(t *testing.T, s blocklist.Store, jti string, exp time.Time) {
 // A "not revoked" answer is reused for NegativeTTL and no longer; a revoked
 // answer is reused until the revocation ends, and not after.
 func TestTTLs(t *testing.T) {
-	clock := newFakeClock()
-	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	c := newCached(t, m, cached.WithClock(clock.Now), cached.WithNegativeTTL(10*time.Second), cached.WithoutWatch())
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		c := newCached(t, m, cached.WithNegativeTTL(10*time.Second), cached.WithoutWatch())
 
-	mustRevoked(t, c, "a", false, "never revoked")
-	mustRevoke(t, m, "a", clock.Now().Add(time.Hour)) // straight into the backend
-	clock.Advance(10*time.Second - 1)
-	mustRevoked(t, c, "a", false, "the negative answer is reused within NegativeTTL")
-	clock.Advance(1)
-	mustRevoked(t, c, "a", true, "NegativeTTL has passed: asked again")
+		mustRevoked(t, c, "a", false, "never revoked")
+		mustRevoke(t, m, "a", time.Now().Add(time.Hour)) // straight into the backend
+		time.Sleep(10*time.Second - 1)
+		mustRevoked(t, c, "a", false, "the negative answer is reused within NegativeTTL")
+		time.Sleep(1)
+		mustRevoked(t, c, "a", true, "NegativeTTL has passed: asked again")
 
-	calls := c.Stats().BackendCalls
-	clock.Advance(time.Hour - 10*time.Second - 1)
-	mustRevoked(t, c, "a", true, "a nanosecond before exp")
-	if got := c.Stats().BackendCalls; got != calls {
-		t.Errorf("BackendCalls = %d, want %d: a revoked answer is reused until exp", got, calls)
-	}
-	clock.Advance(1)
-	mustRevoked(t, c, "a", false, "exp has passed")
+		calls := c.Stats().BackendCalls
+		time.Sleep(time.Hour - 10*time.Second - 1)
+		mustRevoked(t, c, "a", true, "a nanosecond before exp")
+		if got := c.Stats().BackendCalls; got != calls {
+			t.Errorf("BackendCalls = %d, want %d: a revoked answer is reused until exp", got, calls)
+		}
+		time.Sleep(1)
+		mustRevoked(t, c, "a", false, "exp has passed")
+	})
 }
 
 func TestNegativeTTLZero(t *testing.T) {
@@ -169,72 +158,37 @@ func TestNegativeTTLZero(t *testing.T) {
 // Without an ExpiryStore behind it, a revoked answer is reused for
 // PositiveTTL only.
 func TestPositiveTTLWithPlainNext(t *testing.T) {
-	clock := newFakeClock()
-	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	c := newCached(t, plainStore{m}, cached.WithClock(clock.Now), cached.WithPositiveTTL(time.Second))
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		c := newCached(t, plainStore{m}, cached.WithPositiveTTL(time.Second))
 
-	exp := clock.Now().Add(1500 * time.Millisecond)
-	mustRevoke(t, m, "a", exp)
-	mustRevoked(t, c, "a", true, "revoked in the backend")
-	clock.Advance(999 * time.Millisecond)
-	mustRevoked(t, c, "a", true, "within PositiveTTL")
-	if got := c.Stats().BackendCalls; got != 1 {
-		t.Errorf("BackendCalls = %d, want 1: the revoked answer is reused for PositiveTTL", got)
-	}
-	until, err := c.RevokedUntil(context.Background(), "a")
-	if err != nil || until.After(exp) || !until.After(clock.Now()) {
-		t.Errorf("RevokedUntil = %v, %v; want a time after now and not after exp %v", until, err, exp)
-	}
-	clock.Advance(time.Millisecond)
-	mustRevoked(t, c, "a", true, "PositiveTTL passed; the backend still says revoked")
-	if got := c.Stats().BackendCalls; got != 2 {
-		t.Errorf("BackendCalls = %d, want 2: PositiveTTL has passed", got)
-	}
-	clock.Advance(999 * time.Millisecond)
-	mustRevoked(t, c, "a", true, "exp has passed, but less than PositiveTTL after the lookup")
-	clock.Advance(time.Millisecond)
-	mustRevoked(t, c, "a", false, "PositiveTTL after the lookup, exp has passed")
-
-	// Revocations written through the cache know their exp.
-	mustRevoke(t, c, "b", clock.Now().Add(time.Hour))
-	clock.Advance(59 * time.Minute)
-	mustRevoked(t, c, "b", true, "revoked through the cache until its exp")
-}
-
-// The staleness bound, in real time: a revocation written straight into the
-// backend shows through within NegativeTTL; one written through the cache
-// shows at once.
-func TestStaleness(t *testing.T) {
-	t.Parallel()
-	const ttl = 200 * time.Millisecond
-	const slack = 150 * time.Millisecond // scheduling on a loaded machine
-	m := newMemory(t)
-	c := newCached(t, m, cached.WithNegativeTTL(ttl))
-	exp := time.Now().Add(time.Hour)
-
-	mustRevoked(t, c, "through", false, "never revoked")
-	mustRevoke(t, c, "through", exp)
-	mustRevoked(t, c, "through", true, "revoked through the cache: seen at once")
-
-	mustRevoked(t, c, "direct", false, "never revoked")
-	mustRevoke(t, m, "direct", exp)
-	revoked := time.Now()
-	for {
-		ok, err := c.IsRevoked(context.Background(), "direct")
-		if err != nil {
-			t.Fatal(err)
+		exp := time.Now().Add(1500 * time.Millisecond)
+		mustRevoke(t, m, "a", exp)
+		mustRevoked(t, c, "a", true, "revoked in the backend")
+		time.Sleep(999 * time.Millisecond)
+		mustRevoked(t, c, "a", true, "within PositiveTTL")
+		if got := c.Stats().BackendCalls; got != 1 {
+			t.Errorf("BackendCalls = %d, want 1: the revoked answer is reused for PositiveTTL", got)
 		}
-		if ok {
-			break
+		until, err := c.RevokedUntil(context.Background(), "a")
+		if err != nil || until.After(exp) || !until.After(time.Now()) {
+			t.Errorf("RevokedUntil = %v, %v; want a time after now and not after exp %v", until, err, exp)
 		}
-		if waited := time.Since(revoked); waited > ttl+slack {
-			t.Fatalf("revocation written into the backend still unseen after %v; NegativeTTL is %v", waited, ttl)
+		time.Sleep(time.Millisecond)
+		mustRevoked(t, c, "a", true, "PositiveTTL passed; the backend still says revoked")
+		if got := c.Stats().BackendCalls; got != 2 {
+			t.Errorf("BackendCalls = %d, want 2: PositiveTTL has passed", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if st := c.Stats(); st.Hits == 0 {
-		t.Errorf("Stats = %+v: the negative answer was never reused", st)
-	}
+		time.Sleep(999 * time.Millisecond)
+		mustRevoked(t, c, "a", true, "exp has passed, but less than PositiveTTL after the lookup")
+		time.Sleep(time.Millisecond)
+		mustRevoked(t, c, "a", false, "PositiveTTL after the lookup, exp has passed")
+
+		// Revocations written through the cache know their exp.
+		mustRevoke(t, c, "b", time.Now().Add(time.Hour))
+		time.Sleep(59 * time.Minute)
+		mustRevoked(t, c, "b", true, "revoked through the cache until its exp")
+	})
 }
 
 // gatedStore wraps a real store. Its first lookup of gateID reads the
@@ -265,141 +219,147 @@ func (g *gatedStore) RevokedUntil(ctx context.Context, jti string) (time.Time, e
 	return until, err
 }
 
-// waitMisses waits until n checks have missed, then a little longer so the
-// last of them has joined the lookup in flight (generously: a loaded machine
-// can leave a goroutine unscheduled between its miss and its join).
-func waitMisses(t *testing.T, c *cached.Store, n uint64) {
+// settleMisses waits, inside a synctest bubble, until every other
+// goroutine is blocked (the checks started have missed and joined or made
+// the lookup, which waits at the gate), and checks that n have missed.
+func settleMisses(t *testing.T, c *cached.Store, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Stats().Misses < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d checks missed", c.Stats().Misses, n)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if got := c.Stats().Misses; got != n {
+		t.Fatalf("%d checks missed, want %d", got, n)
 	}
-	time.Sleep(300 * time.Millisecond)
 }
 
 func TestSingleflight(t *testing.T) {
-	t.Parallel()
-	const n = 50
-	g := newGated(t, "hot")
-	mustRevoke(t, g, "hot", time.Now().Add(time.Hour))
-	c := newCached(t, g)
+	synctest.Test(t, func(t *testing.T) {
+		const n = 50
+		g := newGated(t, "hot")
+		mustRevoke(t, g, "hot", time.Now().Add(time.Hour))
+		c := newCached(t, g)
 
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			ok, err := c.IsRevoked(context.Background(), "hot")
-			if err == nil && !ok {
-				err = errors.New("IsRevoked = false, want true")
-			}
-			errs <- err
-		})
-	}
-	waitMisses(t, c, n)
-	close(g.gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() {
+				ok, err := c.IsRevoked(context.Background(), "hot")
+				if err == nil && !ok {
+					err = errors.New("IsRevoked = false, want true")
+				}
+				errs <- err
+			})
 		}
-	}
-	if got := g.calls.Load(); got != 1 {
-		t.Errorf("%d concurrent misses made %d backend calls, want 1", n, got)
-	}
-	if st := c.Stats(); st.BackendCalls != 1 || st.Misses != n {
-		t.Errorf("Stats = %+v, want 1 backend call and %d misses", st, n)
-	}
+		settleMisses(t, c, n)
+		close(g.gate)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if got := g.calls.Load(); got != 1 {
+			t.Errorf("%d concurrent misses made %d backend calls, want 1", n, got)
+		}
+		if st := c.Stats(); st.BackendCalls != 1 || st.Misses != n {
+			t.Errorf("Stats = %+v, want 1 backend call and %d misses", st, n)
+		}
+	})
 }
 
 // A caller whose context ends stops waiting at once, and does not fail the
 // lookup it started for the others sharing it.
 func TestCanceledCallerDoesNotPoisonSharedLookup(t *testing.T) {
-	t.Parallel()
-	g := newGated(t, "x")
-	mustRevoke(t, g, "x", time.Now().Add(time.Hour))
-	c := newCached(t, g)
+	synctest.Test(t, func(t *testing.T) {
+		g := newGated(t, "x")
+		mustRevoke(t, g, "x", time.Now().Add(time.Hour))
+		c := newCached(t, g)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := c.IsRevoked(ctx, "x")
-		first <- err
-	}()
-	waitMisses(t, c, 1)
-	second := make(chan error, 1)
-	go func() {
-		ok, err := c.IsRevoked(context.Background(), "x")
-		if err == nil && !ok {
-			err = errors.New("IsRevoked = false, want true")
-		}
-		second <- err
-	}()
-	waitMisses(t, c, 2)
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.IsRevoked(ctx, "x")
+			first <- err
+		}()
+		settleMisses(t, c, 1)
+		second := make(chan error, 1)
+		go func() {
+			ok, err := c.IsRevoked(context.Background(), "x")
+			if err == nil && !ok {
+				err = errors.New("IsRevoked = false, want true")
+			}
+			second <- err
+		}()
+		settleMisses(t, c, 2)
 
-	cancel()
-	select {
-	case err := <-first:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("canceled caller got %v, want an error wrapping context.Canceled", err)
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-first:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("canceled caller got %v, want an error wrapping context.Canceled", err)
+			}
+		default:
+			t.Fatal("canceled caller still waiting for the shared lookup")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("canceled caller still waiting for the shared lookup")
-	}
-	close(g.gate)
-	if err := <-second; err != nil {
-		t.Errorf("the caller sharing the lookup got %v, want true and no error", err)
-	}
-	if got := g.calls.Load(); got != 1 {
-		t.Errorf("backend calls = %d, want 1", got)
-	}
+		select {
+		case err := <-second:
+			t.Fatalf("the caller sharing the lookup returned (%v) before the lookup ended", err)
+		default:
+		}
+		close(g.gate)
+		if err := <-second; err != nil {
+			t.Errorf("the caller sharing the lookup got %v, want true and no error", err)
+		}
+		if got := g.calls.Load(); got != 1 {
+			t.Errorf("backend calls = %d, want 1", got)
+		}
+	})
 }
 
 // A lookup that read "not revoked" before a Revoke through the cache
 // finished must not hide that revocation, even when the revoked entry has
 // been evicted meanwhile.
 func TestRevokeOvertakesLookupInFlight(t *testing.T) {
-	t.Parallel()
-	g := newGated(t, "x")
-	c := newCached(t, g, cached.WithSize(1))
+	synctest.Test(t, func(t *testing.T) {
+		g := newGated(t, "x")
+		c := newCached(t, g, cached.WithSize(1))
 
-	stale := make(chan bool, 1)
-	go func() {
-		ok, err := c.IsRevoked(context.Background(), "x")
-		if err != nil {
-			t.Error(err)
-		}
-		stale <- ok
-	}()
-	waitMisses(t, c, 1) // the lookup has read "not revoked" and is held
+		stale := make(chan bool, 1)
+		go func() {
+			ok, err := c.IsRevoked(context.Background(), "x")
+			if err != nil {
+				t.Error(err)
+			}
+			stale <- ok
+		}()
+		settleMisses(t, c, 1) // the lookup has read "not revoked" and is held
 
-	mustRevoke(t, c, "x", time.Now().Add(time.Hour))
-	mustRevoked(t, c, "x", true, "read-your-writes while a stale lookup is in flight")
-	mustRevoked(t, c, "y", false, "evicts x from the one-entry cache")
-	mustRevoked(t, c, "x", true, "after eviction, a new lookup, not the stale one in flight")
+		mustRevoke(t, c, "x", time.Now().Add(time.Hour))
+		mustRevoked(t, c, "x", true, "read-your-writes while a stale lookup is in flight")
+		mustRevoked(t, c, "y", false, "evicts x from the one-entry cache")
+		mustRevoked(t, c, "x", true, "after eviction, a new lookup, not the stale one in flight")
 
-	close(g.gate)
-	<-stale // either answer is right for a check that overlapped the Revoke
-	mustRevoked(t, c, "x", true, "the stale lookup must not have cached \"not revoked\"")
+		close(g.gate)
+		<-stale // either answer is right for a check that overlapped the Revoke
+		mustRevoked(t, c, "x", true, "the stale lookup must not have cached \"not revoked\"")
+	})
 }
 
 // The local entry is monotonic like every Store: the later exp wins.
 func TestRevokeKeepsLaterExp(t *testing.T) {
-	clock := newFakeClock()
-	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	c := newCached(t, m, cached.WithClock(clock.Now))
-	long, short := clock.Now().Add(time.Hour), clock.Now().Add(time.Minute)
-	mustRevoke(t, c, "a", long)
-	mustRevoke(t, c, "a", short)
-	until, err := c.RevokedUntil(context.Background(), "a")
-	if err != nil || !until.Equal(long) {
-		t.Errorf("RevokedUntil = %v, %v; want %v", until, err, long)
-	}
-	clock.Advance(2 * time.Minute)
-	mustRevoked(t, c, "a", true, "a shorter exp must not shorten the revocation")
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		c := newCached(t, m, cached.WithoutWatch())
+		long, short := time.Now().Add(time.Hour), time.Now().Add(time.Minute)
+		mustRevoke(t, c, "a", long)
+		mustRevoke(t, c, "a", short)
+		until, err := c.RevokedUntil(context.Background(), "a")
+		if err != nil || !until.Equal(long) {
+			t.Errorf("RevokedUntil = %v, %v; want %v", until, err, long)
+		}
+		time.Sleep(2 * time.Minute)
+		mustRevoked(t, c, "a", true, "a shorter exp must not shorten the revocation")
+	})
 }
 
 // failingStore wraps a real store and fails while down is set: a backend
@@ -427,32 +387,33 @@ func (f *failingStore) RevokedUntil(ctx context.Context, jti string) (time.Time,
 }
 
 func TestErrorsAreNotCached(t *testing.T) {
-	clock := newFakeClock()
-	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	f := &failingStore{ExpiryStore: m}
-	c := newCached(t, f, cached.WithClock(clock.Now))
-	ctx := context.Background()
-	exp := clock.Now().Add(time.Hour)
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		f := &failingStore{ExpiryStore: m}
+		c := newCached(t, f, cached.WithoutWatch())
+		ctx := context.Background()
+		exp := time.Now().Add(time.Hour)
 
-	f.down.Store(true)
-	if ok, err := c.IsRevoked(ctx, "a"); !errors.Is(err, errDown) {
-		t.Fatalf("IsRevoked with the backend down = %v, %v; want its error", ok, err)
-	}
-	if _, err := c.RevokedUntil(ctx, "a"); !errors.Is(err, errDown) {
-		t.Fatalf("RevokedUntil with the backend down: %v; want its error", err)
-	}
-	if err := c.Revoke(ctx, "b", exp); !errors.Is(err, errDown) {
-		t.Fatalf("Revoke with the backend down: %v; want its error", err)
-	}
-	mustRevoked(t, m, "b", false, "the failed Revoke wrote nothing")
+		f.down.Store(true)
+		if ok, err := c.IsRevoked(ctx, "a"); !errors.Is(err, errDown) {
+			t.Fatalf("IsRevoked with the backend down = %v, %v; want its error", ok, err)
+		}
+		if _, err := c.RevokedUntil(ctx, "a"); !errors.Is(err, errDown) {
+			t.Fatalf("RevokedUntil with the backend down: %v; want its error", err)
+		}
+		if err := c.Revoke(ctx, "b", exp); !errors.Is(err, errDown) {
+			t.Fatalf("Revoke with the backend down: %v; want its error", err)
+		}
+		mustRevoked(t, m, "b", false, "the failed Revoke wrote nothing")
 
-	f.down.Store(false)
-	mustRevoke(t, m, "a", exp) // revoked right after the outage
-	mustRevoked(t, c, "a", true, "the failed lookup left no \"not revoked\" entry")
-	mustRevoked(t, c, "b", false, "the failed Revoke left no local revoked entry")
-	if st := c.Stats(); st.Errors != 3 {
-		t.Errorf("Stats.Errors = %d, want 3", st.Errors)
-	}
+		f.down.Store(false)
+		mustRevoke(t, m, "a", exp) // revoked right after the outage
+		mustRevoked(t, c, "a", true, "the failed lookup left no \"not revoked\" entry")
+		mustRevoked(t, c, "b", false, "the failed Revoke left no local revoked entry")
+		if st := c.Stats(); st.Errors != 3 {
+			t.Errorf("Stats.Errors = %d, want 3", st.Errors)
+		}
+	})
 }
 
 // lostAckStore wraps a real store whose Revoke stores the revocation and
@@ -478,20 +439,21 @@ func (l lostAckStore) RevokeOnce(ctx context.Context, jti string, exp time.Time)
 // revoked" answer cached by the request that carried the logout must not
 // outlive it.
 func TestFailedRevokeDropsNotRevoked(t *testing.T) {
-	clock := newFakeClock()
-	m := newMemory(t, memorystore.WithClock(clock.Now), memorystore.WithSweepInterval(0))
-	c := newCached(t, lostAckStore{m}, cached.WithClock(clock.Now), cached.WithNegativeTTL(time.Hour))
-	exp := clock.Now().Add(time.Hour)
-	mustRevoked(t, c, "a", false, "cached as not revoked, for an hour")
-	mustRevoked(t, c, "b", false, "cached as not revoked, for an hour")
-	if err := c.Revoke(context.Background(), "a", exp); !errors.Is(err, errDown) {
-		t.Fatalf("Revoke = %v, want the next Store's error", err)
-	}
-	mustRevoked(t, c, "a", true, "the failed Revoke was stored by the next Store")
-	if _, err := c.RevokeOnce(context.Background(), "b", exp); !errors.Is(err, errDown) {
-		t.Fatalf("RevokeOnce = %v, want the next Store's error", err)
-	}
-	mustRevoked(t, c, "b", true, "the failed RevokeOnce was stored by the next Store")
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		c := newCached(t, lostAckStore{m}, cached.WithNegativeTTL(time.Hour))
+		exp := time.Now().Add(time.Hour)
+		mustRevoked(t, c, "a", false, "cached as not revoked, for an hour")
+		mustRevoked(t, c, "b", false, "cached as not revoked, for an hour")
+		if err := c.Revoke(context.Background(), "a", exp); !errors.Is(err, errDown) {
+			t.Fatalf("Revoke = %v, want the next Store's error", err)
+		}
+		mustRevoked(t, c, "a", true, "the failed Revoke was stored by the next Store")
+		if _, err := c.RevokeOnce(context.Background(), "b", exp); !errors.Is(err, errDown) {
+			t.Fatalf("RevokeOnce = %v, want the next Store's error", err)
+		}
+		mustRevoked(t, c, "b", true, "the failed RevokeOnce was stored by the next Store")
+	})
 }
 
 func TestInvalidAndDone(t *testing.T) {
