@@ -71,14 +71,19 @@ func (s *Store) RevokedUntilEach(ctx context.Context, jtis []string, until []tim
 	s.mu.Unlock()
 	negative := s.negativeEntry(now)
 	timeout := s.lookupTimeout
-	if WatchState(s.state.Load()) == WatchLost {
+	lost := WatchState(s.state.Load()) == WatchLost
+	if lost {
 		timeout = min(timeout, LostLookupTimeout)
 	}
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Stop waiting when the watch is lost meanwhile: the next Store is
-	// likely unreachable or silent.
-	defer context.AfterFunc(s.lostSignal(), cancel)()
+	// likely unreachable or silent. Not when it is lost already: the
+	// signal, given at the loss, would cancel this lookup at once, and
+	// LostLookupTimeout bounds it instead.
+	if !lost {
+		defer context.AfterFunc(s.lostSignal(), cancel)()
+	}
 	s.backendCalls.Add(1)
 	start := time.Now()
 	got, err := bounded(lctx, func(ctx context.Context) ([]time.Time, error) {

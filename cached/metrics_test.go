@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -91,96 +92,103 @@ func (s *syncBuffer) String() string {
 }
 
 func TestMetricsAndLogs(t *testing.T) {
-	mp, reader := meterForTest(t)
-	var logs syncBuffer
-	next := newMemory(t)
-	c, err := cached.New(next, cached.WithMeterProvider(mp),
-		cached.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitFor(t, 5*time.Second, "the watch live", func() bool { return c.Stats().Watch == cached.WatchLive })
-	ctx := t.Context()
-	for range 3 {
-		if _, err := c.IsRevoked(ctx, "a"); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		mp, reader := meterForTest(t)
+		var logs syncBuffer
+		next := newMemory(t)
+		c, err := cached.New(next, cached.WithMeterProvider(mp),
+			cached.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	// Revoked in the next Store directly: it arrives by the watch.
-	if err := next.Revoke(ctx, "b", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "the announcement", func() bool { return c.Stats().WatchEvents == 1 })
-	restore := next.CutWatches()
-	waitFor(t, 5*time.Second, "the watch lost", func() bool { return c.Stats().Watch != cached.WatchLive })
-	restore()
-	waitFor(t, 5*time.Second, "the watch live again", func() bool { return c.Stats().Watch == cached.WatchLive })
-
-	m := collect(t, reader)
-	result := func(v string) attribute.KeyValue { return attribute.String("cached.result", v) }
-	st := c.Stats()
-	if got := int64Point(t, m["cached.lookups"], result(cached.ResultHit)); got != int64(st.Hits) || got != 2 {
-		t.Errorf("cached.lookups{hit} = %d; want 2 (Stats %d)", got, st.Hits)
-	}
-	if got := int64Point(t, m["cached.lookups"], result(cached.ResultMiss)); got != 1 {
-		t.Errorf("cached.lookups{miss} = %d; want 1", got)
-	}
-	if got := int64Point(t, m["cached.entries"]); got != 2 {
-		t.Errorf("cached.entries = %d; want 2", got)
-	}
-	if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "live")); got != 1 {
-		t.Errorf("cached.watch.status{live} = %d; want 1", got)
-	}
-	if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "lost")); got != 0 {
-		t.Errorf("cached.watch.status{lost} = %d; want 0", got)
-	}
-	if n := histCount(t, m["cached.backend.duration"]); n != 1 {
-		t.Errorf("cached.backend.duration counted %d calls; want 1", n)
-	}
-	if n := histCount(t, m["cached.watch.lag"]); n != 1 {
-		t.Errorf("cached.watch.lag counted %d; want 1", n)
-	}
-	for name, unit := range map[string]string{"cached.backend.duration": "s", "cached.watch.lag": "s", "cached.lookups": "{lookup}", "cached.entries": "{entry}"} {
-		if m[name].Unit != unit {
-			t.Errorf("%s unit %q; want %q", name, m[name].Unit, unit)
+		defer c.Close()
+		synctest.Wait() // the watch live
+		ctx := context.Background()
+		for range 3 {
+			if _, err := c.IsRevoked(ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	out := logs.String()
-	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "to=live") || !strings.Contains(out, "to=lost") && !strings.Contains(out, "to=starting") {
-		t.Errorf("state changes not logged:\n%s", out)
-	}
+		// Revoked in the next Store directly: it arrives by the watch.
+		if err := next.Revoke(ctx, "b", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the announcement applied
+		restore := next.CutWatches()
+		synctest.Wait() // the watch lost
+		restore()
+		synctest.Wait() // the watch live again
 
-	// A closed Store reports no more.
-	c.Close()
-	if _, ok := collect(t, reader)["cached.lookups"]; ok {
-		t.Error("a closed Store still reports cached.lookups")
-	}
+		m := collect(t, reader)
+		result := func(v string) attribute.KeyValue { return attribute.String("cached.result", v) }
+		st := c.Stats()
+		if got := int64Point(t, m["cached.lookups"], result(cached.ResultHit)); got != int64(st.Hits) || got != 2 {
+			t.Errorf("cached.lookups{hit} = %d; want 2 (Stats %d)", got, st.Hits)
+		}
+		if got := int64Point(t, m["cached.lookups"], result(cached.ResultMiss)); got != 1 {
+			t.Errorf("cached.lookups{miss} = %d; want 1", got)
+		}
+		if got := int64Point(t, m["cached.entries"]); got != 2 {
+			t.Errorf("cached.entries = %d; want 2", got)
+		}
+		if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "live")); got != 1 {
+			t.Errorf("cached.watch.status{live} = %d; want 1", got)
+		}
+		if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "lost")); got != 0 {
+			t.Errorf("cached.watch.status{lost} = %d; want 0", got)
+		}
+		if n := histCount(t, m["cached.backend.duration"]); n != 1 {
+			t.Errorf("cached.backend.duration counted %d calls; want 1", n)
+		}
+		if n := histCount(t, m["cached.watch.lag"]); n != 1 {
+			t.Errorf("cached.watch.lag counted %d; want 1", n)
+		}
+		for name, unit := range map[string]string{"cached.backend.duration": "s", "cached.watch.lag": "s", "cached.lookups": "{lookup}", "cached.entries": "{entry}"} {
+			if m[name].Unit != unit {
+				t.Errorf("%s unit %q; want %q", name, m[name].Unit, unit)
+			}
+		}
+		out := logs.String()
+		if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "to=live") || !strings.Contains(out, "to=lost") && !strings.Contains(out, "to=starting") {
+			t.Errorf("state changes not logged:\n%s", out)
+		}
+
+		// A closed Store reports no more.
+		c.Close()
+		if _, ok := collect(t, reader)["cached.lookups"]; ok {
+			t.Error("a closed Store still reports cached.lookups")
+		}
+	})
 }
 
 func TestMetricsReplica(t *testing.T) {
-	mp, reader := meterForTest(t)
-	next := newMemory(t)
-	ctx := t.Context()
-	for _, id := range []string{"r1", "r2", "r3"} {
-		if err := next.Revoke(ctx, id, time.Now().Add(time.Hour)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		mp, reader := meterForTest(t)
+		next := newMemory(t)
+		ctx := context.Background()
+		for _, id := range []string{"r1", "r2", "r3"} {
+			if err := next.Revoke(ctx, id, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := cached.New(next, cached.WithReplica(), cached.WithMeterProvider(mp))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	c, err := cached.New(next, cached.WithReplica(), cached.WithMeterProvider(mp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitFor(t, 5*time.Second, "the replica ready", func() bool { return c.Stats().ReplicaReady })
-	m := collect(t, reader)
-	if got := int64Point(t, m["cached.replica.size"]); got != 3 {
-		t.Errorf("cached.replica.size = %d; want 3", got)
-	}
-	g, ok := m["cached.replica.time_since_sync"].Data.(metricdata.Gauge[float64])
-	if !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value < 0 || g.DataPoints[0].Value > 60 {
-		t.Errorf("cached.replica.time_since_sync: %+v", m["cached.replica.time_since_sync"].Data)
-	}
+		defer c.Close()
+		synctest.Wait() // the replica ready
+		m := collect(t, reader)
+		if !c.Stats().ReplicaReady {
+			t.Fatal("the replica is not ready")
+		}
+		if got := int64Point(t, m["cached.replica.size"]); got != 3 {
+			t.Errorf("cached.replica.size = %d; want 3", got)
+		}
+		g, ok := m["cached.replica.time_since_sync"].Data.(metricdata.Gauge[float64])
+		if !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value != 0 {
+			t.Errorf("cached.replica.time_since_sync: %+v", m["cached.replica.time_since_sync"].Data)
+		}
+	})
 }
 
 func TestWatchStateText(t *testing.T) {

@@ -103,6 +103,9 @@ func (sc *staleCounter) finish() { close(sc.stop); sc.wg.Wait() }
 // ids. B, checking those ids in a loop from 8 goroutines, never answers
 // "not revoked" for one whose Revoke returned, during the cut or after the
 // heal, whatever its client's options; and it reports the watch lost.
+// Each client's options are tried with one way of cutting (both ways with
+// the patient client, whose retries and timeouts hide a cut longest);
+// TestPartitionInProcess and TestCut cover the cache's side in process.
 func TestPartition(t *testing.T) {
 	t.Parallel()
 	clients := map[string]func(addr string) *redis.Options{
@@ -112,13 +115,19 @@ func TestPartition(t *testing.T) {
 			return &redis.Options{Addr: addr, MaxRetries: 20, DialTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 		},
 	}
-	for _, mode := range []chaosproxy.Mode{chaosproxy.Refuse, chaosproxy.AcceptClose} {
-		for name, opts := range clients {
-			t.Run(mode.String()+"/"+name, func(t *testing.T) {
-				t.Parallel()
-				testPartition(t, mode, opts)
-			})
-		}
+	for _, tc := range []struct {
+		mode   chaosproxy.Mode
+		client string
+	}{
+		{chaosproxy.Refuse, "default"},
+		{chaosproxy.AcceptClose, "context"},
+		{chaosproxy.Refuse, "patient-retry"},
+		{chaosproxy.AcceptClose, "patient-retry"},
+	} {
+		t.Run(tc.mode.String()+"/"+tc.client, func(t *testing.T) {
+			t.Parallel()
+			testPartition(t, tc.mode, clients[tc.client])
+		})
 	}
 }
 
@@ -148,8 +157,14 @@ func testPartition(t *testing.T, mode chaosproxy.Mode, clientOpts func(string) *
 		mustRevoke(t, a, jti, exp)
 		sc.revoked.Store(jti, time.Now())
 	}
+	// The watch notices within its silence bound (a loaded machine may
+	// take longer); the cut lasts until then, and a little after.
+	deadline := time.Now().Add(redisstore.WatchSilenceBound + 5*time.Second)
+	for b.Stats().Watch != cached.WatchLost && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	lostDuringCut := b.Stats().Watch == cached.WatchLost
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	if err := p.Set(chaosproxy.Pass); err != nil {
 		t.Fatal(err)
 	}
@@ -168,19 +183,19 @@ func testPartition(t *testing.T, mode chaosproxy.Mode, clientOpts func(string) *
 	}
 }
 
-// TestSilentServerBound: with the server frozen (SIGSTOP) or killed
-// (SIGKILL), no check waits longer than the watch's silence bound plus
-// LostLookupTimeout: without WithStaleIfError it fails closed, with it a
-// cached answer comes from memory.
+// TestSilentServerBound: with the server frozen (SIGSTOP: connections
+// stay open, nothing answers), no check waits longer than the watch's
+// silence bound plus LostLookupTimeout: without WithStaleIfError it fails
+// closed, with it a cached answer comes from memory. TestLostBoundsLookups
+// proves the cache's part of the bound in process; a killed server
+// (TestRedisOutage) refuses connections at once.
 func TestSilentServerBound(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []syscall.Signal{syscall.SIGSTOP, syscall.SIGKILL} {
-		for _, stale := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/stale=%v", sig, stale), func(t *testing.T) {
-				t.Parallel()
-				testSilentServerBound(t, sig, stale)
-			})
-		}
+	for _, stale := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stale=%v", stale), func(t *testing.T) {
+			t.Parallel()
+			testSilentServerBound(t, syscall.SIGSTOP, stale)
+		})
 	}
 }
 
@@ -249,63 +264,5 @@ func testSilentServerBound(t *testing.T, sig syscall.Signal, stale bool) {
 	}
 	if stale && (st.StaleSince.IsZero() || st.StaleAnswers == 0) {
 		t.Errorf("Stats do not show stale answers: %+v", st)
-	}
-}
-
-// TestStaleIfError: within d of the watch's loss, cached answers come from
-// memory with no backend call; after d, checks fail closed again; once the
-// link heals, answers are fresh and Stats stop showing staleness.
-func TestStaleIfError(t *testing.T) {
-	t.Parallel()
-	for _, replica := range []bool{false, true} {
-		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) {
-			t.Parallel()
-			addr := redisServer.Get(t).Addr()
-			p := proxied(t, addr)
-			prefix := redistest.Prefix(t)
-			const d = 700 * time.Millisecond
-			opts := []cached.Option{cached.WithStaleIfError(d)}
-			if replica {
-				opts = append(opts, cached.WithReplica())
-			}
-			bClient := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1})
-			t.Cleanup(func() { bClient.Close() })
-			b := instance(t, bClient, prefix, opts...)
-			waitLive(t, b)
-			if replica {
-				waitFor(t, 10*time.Second, "replica ready", func() bool { return b.Stats().ReplicaReady })
-			}
-			mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
-			waitFor(t, 5*time.Second, "the announcement", func() bool { return b.Stats().WatchEvents >= 1 })
-			mustRevoked(t, b, "seen", false, "cached")
-
-			p.Set(chaosproxy.Refuse)
-			waitFor(t, 5*time.Second, "lost", func() bool { return b.Stats().Watch == cached.WatchLost })
-			lost := time.Now()
-			calls := b.Stats().BackendCalls
-			mustRevoked(t, b, "seen", false, "stale, from memory")
-			mustRevoked(t, b, "revoked", true, "revoked, from memory")
-			st := b.Stats()
-			if st.StaleSince.IsZero() || st.StaleAnswers == 0 {
-				t.Errorf("Stats during the outage: %+v, want StaleSince set and stale answers counted", st)
-			}
-			if st.BackendCalls != calls {
-				t.Errorf("stale answers made %d backend calls, want 0", st.BackendCalls-calls)
-			}
-			if ok, err := b.IsRevoked(context.Background(), "never-seen"); err == nil && !replica {
-				t.Errorf("an id with no cached answer answered %v, nil during the outage", ok)
-			}
-			time.Sleep(d - time.Since(lost) + 50*time.Millisecond)
-			if _, err := b.IsRevoked(context.Background(), "seen"); err == nil {
-				t.Error("after d, a cached id still answered from memory")
-			}
-			mustRevoked(t, b, "revoked", true, "a known revocation holds until its exp")
-			if st := b.Stats(); !st.StaleSince.IsZero() {
-				t.Errorf("after d, Stats.StaleSince = %v, want zero", st.StaleSince)
-			}
-			p.Set(chaosproxy.Pass)
-			waitLive(t, b)
-			mustRevoked(t, b, "seen", false, "fresh")
-		})
 	}
 }

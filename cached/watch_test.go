@@ -1,390 +1,340 @@
 package cached_test
 
+// The watch's behaviour in process: cached over memorystore, whose watch
+// reports every event a watch of redisstore reports (CutWatches cuts it,
+// WithLogMaxLen bounds what a cut watch can catch up on), inside
+// testing/synctest bubbles, so "at once", "for d" and "after d" are exact
+// and no test waits on the machine's load. redis_test.go and
+// partition_test.go prove the same behaviours once each on a real server.
+
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
-	"github.com/jwtblocklist/blocklist/internal/redistest"
-	"github.com/jwtblocklist/blocklist/internal/testserver"
-	"github.com/jwtblocklist/blocklist/redisstore"
+	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
-// waitFor polls ok every millisecond until it holds, or fails the test
-// after d.
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after %s", what, d)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func waitLive(t *testing.T, c *cached.Store) {
-	t.Helper()
-	waitFor(t, 10*time.Second, "the watch to be live", func() bool { return c.Stats().Watch == cached.WatchLive })
-}
-
-// instance is one app instance: its own client and its own cached Store
-// over the shared Redis.
-func instance(t *testing.T, client redis.UniversalClient, prefix string, opts ...cached.Option) *cached.Store {
+// liveOver returns one app instance, inside a bubble: a cached Store over
+// next whose "not revoked" answers are kept for an hour (watch or no
+// watch), once its watch is live (in replica mode, the replica loaded).
+func liveOver(t *testing.T, next blocklist.Store, opts ...cached.Option) *cached.Store {
 	t.Helper()
 	opts = append([]cached.Option{cached.WithNegativeTTL(time.Hour), cached.WithWatchNegativeTTL(time.Hour)}, opts...)
-	return newCached(t, redisstore.New(client, redisstore.WithPrefix(prefix)), opts...)
+	c := newCached(t, next, opts...)
+	synctest.Wait()
+	if st := c.Stats(); st.Watch != cached.WatchLive {
+		t.Fatalf("watch %s once started, want live", st.Watch)
+	}
+	return c
 }
 
 // With every option at its default, a live watch keeps "not revoked"
-// answers: the second check of an id is a hit, not a round trip.
+// answers for DefaultWatchNegativeTTL: the second check of an id is a
+// hit, not a call to the next Store, until then.
 func TestWatchDefaultsCacheNegatives(t *testing.T) {
-	t.Parallel()
-	client := redistest.Client(t, redisServer.Get(t).Addr())
-	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t))))
-	waitLive(t, c)
-	ctx := context.Background()
-	for range 3 {
-		if revoked, err := c.IsRevoked(ctx, "never-revoked"); err != nil || revoked {
-			t.Fatalf("IsRevoked = %v, %v; want false, nil", revoked, err)
+	synctest.Test(t, func(t *testing.T) {
+		c := newCached(t, newMemory(t))
+		synctest.Wait()
+		for range 3 {
+			mustRevoked(t, c, "never-revoked", false, "never revoked")
 		}
-	}
-	if st := c.Stats(); st.BackendCalls != 1 || st.Hits != 2 {
-		t.Errorf("three checks of one id with the watch live: %d backend calls and %d hits, want 1 and 2", st.BackendCalls, st.Hits)
-	}
-}
-
-// testPropagation: a revocation on A reaches B within 100 ms, although B
-// keeps "not revoked" answers for an hour.
-func testPropagation(t *testing.T, newClient func() redis.UniversalClient) {
-	prefix := redistest.Prefix(t)
-	a := instance(t, newClient(), prefix)
-	b := instance(t, newClient(), prefix)
-	waitLive(t, b)
-	exp := time.Now().Add(time.Hour)
-	slow := 0
-	for i := range 20 {
-		jti := fmt.Sprintf("token-%d", i)
-		mustRevoked(t, b, jti, false, "not revoked yet: cached for an hour")
-		mustRevoke(t, a, jti, exp)
-		revoked := time.Now()
-		waitFor(t, time.Second, jti+" revoked on B", func() bool {
-			ok, err := b.IsRevoked(context.Background(), jti)
-			return err == nil && ok
-		})
-		if time.Since(revoked) > 100*time.Millisecond {
-			slow++
+		if st := c.Stats(); st.BackendCalls != 1 || st.Hits != 2 {
+			t.Errorf("three checks of one id with the watch live: %d backend calls and %d hits, want 1 and 2", st.BackendCalls, st.Hits)
 		}
-	}
-	// Under 100 ms each, bar a few on a machine loaded by -race and
-	// parallel tests; BenchmarkPropagation measures the real latency.
-	if slow > 5 {
-		t.Errorf("%d of 20 revocations took over 100ms to reach B", slow)
-	}
-	if st := b.Stats(); st.WatchEvents < 20 || st.Watch != cached.WatchLive || st.WatchSyncs != 1 {
-		t.Errorf("B's Stats = %+v, want 20 events or more, live, one sync", st)
-	}
+		time.Sleep(cached.DefaultWatchNegativeTTL - 1)
+		mustRevoked(t, c, "never-revoked", false, "within DefaultWatchNegativeTTL")
+		if st := c.Stats(); st.BackendCalls != 1 {
+			t.Errorf("%d backend calls within DefaultWatchNegativeTTL, want 1", st.BackendCalls)
+		}
+		time.Sleep(1)
+		mustRevoked(t, c, "never-revoked", false, "asked again")
+		if st := c.Stats(); st.BackendCalls != 2 {
+			t.Errorf("%d backend calls after DefaultWatchNegativeTTL, want 2", st.BackendCalls)
+		}
+	})
 }
 
-func TestPropagationStandalone(t *testing.T) {
-	t.Parallel()
-	addr := redisServer.Get(t).Addr()
-	testPropagation(t, func() redis.UniversalClient { return redistest.Client(t, addr) })
-}
-
-func TestPropagationCluster(t *testing.T) {
-	t.Parallel()
-	c := testserver.RedisCluster(t, 3)
-	testPropagation(t, func() redis.UniversalClient { return redistest.ClusterClient(t, c.Addrs()) })
-}
-
-// guard checks B's answers for ids as they get revoked, in a loop, until
-// stopped: once Revoke of an id returned, B must never answer "not revoked"
-// for it. Errors are allowed (the server may be down).
-type guard struct {
-	revoked sync.Map // jti -> struct{}: Revoke returned nil
-	ids     []string
-	bad     atomic.Value // string
-	stop    chan struct{}
-	done    chan struct{}
-	checks  atomic.Int64
-}
-
-func startGuard(b blocklist.Store, ids []string) *guard {
-	g := &guard{ids: ids, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(g.done)
-		for {
-			for _, jti := range g.ids {
-				select {
-				case <-g.stop:
-					return
-				default:
-				}
-				_, wasRevoked := g.revoked.Load(jti)
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				ok, err := b.IsRevoked(ctx, jti)
-				cancel()
-				g.checks.Add(1)
-				if err == nil && !ok && wasRevoked {
-					g.bad.CompareAndSwap(nil, jti)
-				}
+// A revocation made through instance A reaches instance B by the watch
+// before any time passes, although B keeps "not revoked" answers for an
+// hour, with its exact exp, and without B asking the next Store.
+func TestPropagation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := newMemory(t)
+		a := liveOver(t, m)
+		b := liveOver(t, m)
+		start := time.Now()
+		for i := range 20 {
+			jti := fmt.Sprintf("token-%d", i)
+			exp := time.Now().Add(time.Hour + time.Duration(i)*time.Nanosecond)
+			mustRevoked(t, b, jti, false, "not revoked yet: cached for an hour")
+			mustRevoke(t, a, jti, exp)
+			mustRevoked(t, a, jti, true, "revoked through A: seen on A at once")
+			synctest.Wait()
+			calls := b.Stats().BackendCalls
+			mustRevoked(t, b, jti, true, "delivered to B by the watch")
+			if got := b.Stats().BackendCalls; got != calls {
+				t.Errorf("B asked the next Store about %s: the watch did not deliver it", jti)
 			}
-			time.Sleep(time.Millisecond)
+			// The watch's exp is a lower bound (an earlier revocation may
+			// last longer): RevokedUntil reads the end.
+			if until, err := b.RevokedUntil(ctx, jti); err != nil || !until.Equal(exp) {
+				t.Errorf("B's RevokedUntil(%s) = %v, %v; want %v", jti, until, err, exp)
+			}
 		}
-	}()
-	return g
-}
-
-func (g *guard) finish(t *testing.T) {
-	t.Helper()
-	close(g.stop)
-	<-g.done
-	if bad := g.bad.Load(); bad != nil {
-		t.Errorf("B answered \"not revoked\" for %q after its Revoke returned", bad)
-	}
-	if g.checks.Load() == 0 {
-		t.Error("the guard made no check")
-	}
-}
-
-// cutter dials B's connections, and can cut them all and refuse new ones:
-// B alone is cut off from Redis, a real server that A keeps using.
-type cutter struct {
-	mu    sync.Mutex
-	cut   bool
-	conns []net.Conn
-}
-
-func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cut {
-		return nil, errors.New("cut off by the test")
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
-	if err == nil {
-		c.conns = append(c.conns, conn)
-	}
-	return conn, err
-}
-
-func (c *cutter) set(cut bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cut = cut
-	if cut {
-		for _, conn := range c.conns {
-			conn.Close()
+		if !time.Now().Equal(start) {
+			t.Errorf("%v passed in the bubble: a delivery waited on a timer", time.Since(start))
 		}
-		c.conns = nil
+		if st := b.Stats(); st.WatchEvents != 20 || st.Watch != cached.WatchLive || st.WatchSyncs != 1 {
+			t.Errorf("B's Stats = %+v, want 20 events, live, one sync", st)
+		}
+	})
+}
+
+// unannounced is a memorystore whose watch reads another memorystore
+// (feed): a revocation written into the first alone is one made without
+// its announcement, like an outside writer that leaves out the XADD of
+// redisstore's recipe; written into both, it is announced.
+type unannounced struct {
+	*memorystore.Store
+	feed *memorystore.Store
+}
+
+func (u unannounced) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	return u.feed.Watch(ctx, fn)
+}
+
+// While the watch is live, an announced revocation is seen at once, even
+// over a cached "not revoked"; one written without its announcement is
+// seen when that answer ends, WatchNegativeTTL after it was read, not
+// NegativeTTL and not before (TestOutOfBandWriterRecipe writes the
+// announced one with redis-cli).
+func TestWatchNegativeTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		data, feed := newMemory(t), newMemory(t)
+		const ttl = 10 * time.Second
+		b := liveOver(t, unannounced{data, feed}, cached.WithWatchNegativeTTL(ttl))
+		for _, jti := range []string{"announced", "silent"} {
+			mustRevoked(t, b, jti, false, "cached for WatchNegativeTTL")
+		}
+		exp := time.Now().Add(time.Hour)
+		for _, s := range []*memorystore.Store{data, feed} {
+			if err := s.Revoke(ctx, "announced", exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := data.Revoke(ctx, "silent", exp); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		mustRevoked(t, b, "announced", true, "announced: seen at once")
+		time.Sleep(ttl - 1)
+		mustRevoked(t, b, "silent", false, "not announced: the cached answer holds for WatchNegativeTTL")
+		time.Sleep(1)
+		mustRevoked(t, b, "silent", true, "WatchNegativeTTL has passed")
+	})
+}
+
+// TestCut: instance B's watch is cut while instance A goes on revoking in
+// the shared store, with B holding "not revoked" for an hour for every one
+// of those ids. While cut, B reads the store for every id it does not know
+// revoked; after the heal it catches up on what it missed: by the replay
+// (Resumed), or, when more was revoked than the log holds, by a resync
+// (Synced; a replica reloads), never from an answer cached before the
+// cut. In every phase B answers "revoked" for every id whose Revoke
+// returned.
+func TestCut(t *testing.T) {
+	for _, replica := range []bool{false, true} {
+		for _, gap := range []bool{false, true} {
+			t.Run(fmt.Sprintf("replica=%v/gap=%v", replica, gap), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { testCutInProcess(t, replica, gap) })
+			})
+		}
 	}
 }
 
-// testCut: B is cut off from Redis (and, with restart, the server is
-// killed and restarted on its port meanwhile, keeping its data and the
-// stream: appendonly, fsync always). Revocations A makes while B is cut
-// off reach B once it is back, and B never answers "not revoked" for any of
-// them, at any moment, though it had cached "not revoked" for an hour.
-func testCut(t *testing.T, restart bool, opts ...cached.Option) {
-	srv := testserver.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
-	prefix := redistest.Prefix(t)
-	a := instance(t, redistest.Client(t, srv.Addr()), prefix)
-	var cut cutter
-	bClient := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: cut.dial})
-	t.Cleanup(func() { bClient.Close() })
-	b := instance(t, bClient, prefix, opts...)
-	waitLive(t, b)
+func testCutInProcess(t *testing.T, replica, gap bool) {
+	ctx := context.Background()
+	const logMax = 50
+	m := newMemory(t, memorystore.WithLogMaxLen(logMax))
+	a := liveOver(t, m)
+	var opts []cached.Option
+	if replica {
+		opts = append(opts, cached.WithReplica())
+	}
+	b := liveOver(t, m, opts...)
 	exp := time.Now().Add(time.Hour)
-
+	n := logMax / 2 // revocations during the cut: within the log...
+	if gap {
+		n = logMax + 1 // ...or beyond it
+	}
 	var ids []string
-	for i := range 40 {
+	for i := range n {
 		ids = append(ids, fmt.Sprintf("cut-%d", i))
 	}
 	for _, jti := range ids {
 		mustRevoked(t, b, jti, false, "cached as not revoked, for an hour")
 	}
 	mustRevoke(t, a, "before", exp)
-	// Through the watch, not a lookup: a watch that has read no entry
-	// cannot prove a gap empty (it may miss a stream made and deleted while
-	// it was away), so it would rightly sync instead of resuming.
-	waitFor(t, 5*time.Second, "before on B's watch", func() bool { return b.Stats().WatchEvents >= 1 })
-	g := startGuard(b, ids)
+	synctest.Wait()
 
-	cut.set(true)
-	waitFor(t, 5*time.Second, "B's watch to be lost", func() bool { return b.Stats().Watch == cached.WatchLost })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if restart {
-		if err := srv.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Restart(ctx); err != nil {
-			t.Fatal(err)
+	restore := m.CutWatches()
+	synctest.Wait()
+	if st := b.Stats(); st.Watch != cached.WatchLost || st.ReplicaReady {
+		t.Fatalf("B after the cut: %+v, want lost and no replica answering", st)
+	}
+	// A revokes every id; B checks every other one while cut, and must
+	// read it from the store; the rest it learns after the heal.
+	for i, jti := range ids {
+		mustRevoke(t, a, jti, exp)
+		if i%2 == 0 {
+			mustRevoked(t, b, jti, true, "revoked while B is cut: read from the store")
 		}
 	}
-	for _, jti := range ids {
-		for {
-			err := a.Revoke(ctx, jti, exp)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond) // the pool drops its dead connections
-		}
-		g.revoked.Store(jti, struct{}{})
+	mustRevoked(t, b, "never", false, "never revoked")
+	if err := m.Revoke(ctx, "never", exp); err != nil { // straight into the store
+		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // the guard checks B while cut off
-	cut.set(false)
-	waitLive(t, b)
-	g.finish(t)
+	mustRevoked(t, b, "never", true, "no \"not revoked\" is cached while the watch is lost")
+	mustRevoked(t, b, "before", true, "revoked before the cut")
+
+	restore()
+	synctest.Wait()
+	st := b.Stats()
+	wantSyncs, wantLoads := uint64(1), uint64(0)
+	if gap {
+		wantSyncs = 2
+	}
+	if replica {
+		wantLoads = wantSyncs
+	}
+	if st.Watch != cached.WatchLive || st.WatchSyncs != wantSyncs || st.ReplicaLoads != wantLoads || st.ReplicaReady != replica {
+		t.Fatalf("B after the heal: %+v, want live, %d syncs, %d replica loads", st, wantSyncs, wantLoads)
+	}
+	if replica && st.ReplicaSize != n+2 {
+		t.Errorf("replica holds %d entries, want %d", st.ReplicaSize, n+2)
+	}
+	calls := st.BackendCalls
 	for _, jti := range ids {
-		mustRevoked(t, b, jti, true, "revoked while B was cut off")
+		mustRevoked(t, b, jti, true, "revoked while B was cut")
+	}
+	// Resumed: the replay delivered every id. Synced: the ids B did not
+	// check while cut are read from the store (a replica reloaded them).
+	wantCalls := uint64(0)
+	if gap && !replica {
+		wantCalls = uint64(n / 2)
+	}
+	if got := b.Stats().BackendCalls - calls; got != wantCalls {
+		t.Errorf("checks after the heal made %d backend calls, want %d", got, wantCalls)
 	}
 	mustRevoked(t, b, "before", true, "revoked before the cut")
-	if st := b.Stats(); st.WatchSyncs != 1 {
-		t.Errorf("B's watch synced %d times: the stream kept every announcement, so it should have resumed", st.WatchSyncs)
-	}
+	mustRevoked(t, b, "after", false, "never revoked")
+	mustRevoke(t, a, "after", exp)
+	synctest.Wait()
+	mustRevoked(t, b, "after", true, "the watch delivers again")
 }
 
-func TestCut(t *testing.T) {
-	t.Parallel()
-	testCut(t, false)
-}
-
-func TestCutRestart(t *testing.T) {
-	t.Parallel()
-	testCut(t, true)
-}
-
-func TestCutReplica(t *testing.T) {
-	t.Parallel()
-	testCut(t, true, cached.WithReplica())
-}
-
-// revokeMany revokes ids through s from 8 goroutines.
-func revokeMany(t *testing.T, s blocklist.Store, ids []string, exp time.Time) {
-	t.Helper()
+// revokeEach revokes ids in s from 8 goroutines and returns the first
+// error.
+func revokeEach(s blocklist.Store, ids []string, exp time.Time) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < len(ids); i += 8 {
 				if err := s.Revoke(context.Background(), ids[i], exp); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	return <-errs
 }
 
-// testReplica: a replica started after 10,000 revocations answers every
-// one of them, and ids never revoked, without a call to Redis; one started
+// A replica started after 10,000 revocations answers every one of them,
+// and ids never revoked, without a call to the next Store; one started
 // while revocations keep coming misses none.
-func testReplica(t *testing.T, newClient func() redis.UniversalClient) {
-	prefix := redistest.Prefix(t)
-	writer := redisstore.New(newClient(), redisstore.WithPrefix(prefix))
-	exp := time.Now().Add(time.Hour)
-	ids := make([]string, 10_000)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("replica-%d", i)
-	}
-	revokeMany(t, writer, ids, exp)
+func TestReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		exp := time.Now().Add(time.Hour)
+		ids := make([]string, 10_000)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("replica-%d", i)
+		}
+		if err := revokeEach(m, ids, exp); err != nil {
+			t.Fatal(err)
+		}
+		b := liveOver(t, m, cached.WithReplica())
+		for i, jti := range ids {
+			mustRevoked(t, b, jti, true, "revoked before the replica started")
+			mustRevoked(t, b, fmt.Sprintf("never-%d", i), false, "never revoked")
+		}
+		if st := b.Stats(); st.BackendCalls != 0 || st.ReplicaSize != len(ids) || !st.ReplicaReady {
+			t.Errorf("replica Stats = %+v, want no backend call and %d entries", st, len(ids))
+		}
 
-	b := instance(t, newClient(), prefix, cached.WithReplica())
-	waitFor(t, 10*time.Second, "the replica to be ready", func() bool { return b.Stats().ReplicaReady })
-	for i, jti := range ids {
-		mustRevoked(t, b, jti, true, "revoked before the replica started")
-		mustRevoked(t, b, fmt.Sprintf("never-%d", i), false, "never revoked")
-	}
-	if st := b.Stats(); st.BackendCalls != 0 || st.ReplicaSize != len(ids) {
-		t.Errorf("replica Stats = %+v, want no backend call and %d entries", st, len(ids))
-	}
-
-	// Revocations keep coming while another replica starts.
-	more := make([]string, 3000)
-	for i := range more {
-		more[i] = fmt.Sprintf("stream-%d", i)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		revokeMany(t, writer, more, exp)
-	}()
-	time.Sleep(5 * time.Millisecond)
-	c := instance(t, newClient(), prefix, cached.WithReplica())
-	wg.Wait()
-	waitFor(t, 10*time.Second, "every revocation in both replicas", func() bool {
-		return b.Stats().ReplicaSize == len(ids)+len(more) && c.Stats().ReplicaSize == len(ids)+len(more)
+		more := make([]string, 3000)
+		for i := range more {
+			more[i] = fmt.Sprintf("stream-%d", i)
+		}
+		done := make(chan error, 1)
+		go func() { done <- revokeEach(m, more, exp) }()
+		c := newCached(t, m, cached.WithReplica()) // loads while revocations come
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for _, r := range []*cached.Store{b, c} {
+			if st := r.Stats(); st.ReplicaSize != len(ids)+len(more) || !st.ReplicaReady {
+				t.Errorf("replica Stats = %+v, want %d entries", st, len(ids)+len(more))
+			}
+			for _, jti := range more {
+				mustRevoked(t, r, jti, true, "revoked while the replica started")
+			}
+			if st := r.Stats(); st.BackendCalls != 0 {
+				t.Errorf("a replica made %d backend calls, want 0", st.BackendCalls)
+			}
+		}
 	})
-	for _, r := range []*cached.Store{b, c} {
-		for _, jti := range more {
-			mustRevoked(t, r, jti, true, "revoked while the replica started")
-		}
-		if st := r.Stats(); st.BackendCalls != 0 {
-			t.Errorf("a replica made %d backend calls, want 0", st.BackendCalls)
-		}
-	}
-}
-
-func TestReplicaStandalone(t *testing.T) {
-	t.Parallel()
-	addr := redisServer.Get(t).Addr()
-	testReplica(t, func() redis.UniversalClient { return redistest.Client(t, addr) })
-}
-
-func TestReplicaCluster(t *testing.T) {
-	t.Parallel()
-	c := testserver.RedisCluster(t, 3)
-	testReplica(t, func() redis.UniversalClient { return redistest.ClusterClient(t, c.Addrs()) })
 }
 
 func TestReplicaNeedsWatchAndScan(t *testing.T) {
 	if _, err := cached.New(plainStore{newMemory(t)}, cached.WithReplica()); err == nil {
 		t.Error("WithReplica over a Store with no watch: no error")
 	}
-	client := redistest.Client(t, redisServer.Get(t).Addr())
-	if _, err := cached.New(redisstore.New(client), cached.WithReplica(), cached.WithoutWatch()); err == nil {
+	if _, err := cached.New(newMemory(t), cached.WithReplica(), cached.WithoutWatch()); err == nil {
 		t.Error("WithReplica with WithoutWatch: no error")
 	}
 	if _, err := cached.New(newMemory(t), cached.WithWatchNegativeTTL(-time.Second)); err == nil {
 		t.Error("WithWatchNegativeTTL(-1s): no error")
 	}
-	c := newCached(t, redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t))), cached.WithoutWatch())
+	c := newCached(t, newMemory(t), cached.WithoutWatch())
 	if st := c.Stats(); st.Watch != cached.WatchOff {
 		t.Errorf("WithoutWatch: Stats.Watch = %s", st.Watch)
 	}
 }
 
-// slowUntil is a redisstore whose first RevokedUntil of one id reads
-// Redis, then waits for a gate before answering: a lookup that read the
+// slowUntil is a memorystore whose first RevokedUntil of one id reads the
+// store, then waits for a gate before answering: a lookup that read the
 // backend just before a revocation arrived.
 type slowUntil struct {
-	*redisstore.Store
+	*memorystore.Store
 	id      string
 	once    sync.Once
-	reading chan struct{} // closed once the slow read has read Redis
+	reading chan struct{} // closed once the slow read has read the store
 	gate    chan struct{} // the slow read answers once this is closed
 }
 
@@ -403,34 +353,354 @@ func (s *slowUntil) RevokedUntil(ctx context.Context, jti string) (time.Time, er
 // flight, and evicted before that lookup ends, must not be replaced by the
 // lookup's stale "not revoked".
 func TestWatchedRevocationEvictedDuringLookup(t *testing.T) {
-	t.Parallel()
-	addr, prefix := redisServer.Get(t).Addr(), redistest.Prefix(t)
-	a := redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix))
-	slow := &slowUntil{
-		Store:   redisstore.New(redistest.Client(t, addr), redisstore.WithPrefix(prefix)),
-		id:      "x",
-		reading: make(chan struct{}),
-		gate:    make(chan struct{}),
-	}
-	c := newCached(t, slow, cached.WithSize(1), cached.WithWatchNegativeTTL(time.Hour))
-	waitLive(t, c)
-	ctx := context.Background()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := newMemory(t)
+		slow := &slowUntil{Store: m, id: "x", reading: make(chan struct{}), gate: make(chan struct{})}
+		c := liveOver(t, slow, cached.WithSize(1))
 
-	done := make(chan error, 1)
-	go func() { _, err := c.IsRevoked(ctx, "x"); done <- err }()
-	<-slow.reading // the lookup has read "not revoked" from Redis
-	if err := a.Revoke(ctx, "x", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
+		done := make(chan error, 1)
+		go func() { _, err := c.IsRevoked(ctx, "x"); done <- err }()
+		<-slow.reading                                                        // the lookup has read "not revoked"
+		if err := m.Revoke(ctx, "x", time.Now().Add(time.Hour)); err != nil { // another instance
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st := c.Stats(); st.WatchEvents != 1 {
+			t.Fatalf("the watch delivered %d events, want 1", st.WatchEvents)
+		}
+		mustRevoked(t, c, "y", false, "evicts x: the cache holds one entry")
+		close(slow.gate)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mustRevoked(t, c, "x", true, "revoked by the watch while the stale lookup was in flight")
+	})
+}
+
+// failingLookups is a memorystore whose lookups and writes fail while fail
+// is set, and whose watch goes on working until it is cut: a next Store
+// that cannot answer. Writes into the memorystore itself are another
+// instance's.
+type failingLookups struct {
+	*memorystore.Store
+	fail atomic.Bool
+}
+
+var errLookupsDown = errors.New("failinglookups: down")
+
+func (f *failingLookups) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	if f.fail.Load() {
+		return errLookupsDown
 	}
-	waitFor(t, 5*time.Second, "the watch to deliver the revocation", func() bool { return c.Stats().WatchEvents >= 1 })
-	if _, err := c.IsRevoked(ctx, "y"); err != nil { // evicts x: the cache holds one entry
-		t.Fatal(err)
+	return f.Store.Revoke(ctx, jti, exp)
+}
+
+func (f *failingLookups) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if f.fail.Load() {
+		return false, errLookupsDown
 	}
-	close(slow.gate)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	return f.Store.IsRevoked(ctx, jti)
+}
+
+func (f *failingLookups) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	if f.fail.Load() {
+		return time.Time{}, errLookupsDown
 	}
-	if revoked, err := c.IsRevoked(ctx, "x"); err != nil || !revoked {
-		t.Fatalf("IsRevoked(x) after its revocation = %v, %v; want true, nil", revoked, err)
+	return f.Store.RevokedUntil(ctx, jti)
+}
+
+func (f *failingLookups) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	if f.fail.Load() {
+		return errLookupsDown
 	}
+	return f.Store.RevokedUntilEach(ctx, jtis, until)
+}
+
+// A partition in process: the watch is cut while the store goes on
+// taking revocations from another instance. The Lost distrusts every
+// cached "not revoked" before the next check, each check (single or
+// batch) then reads the store, and after the heal no check answers from
+// an answer cached before the cut until the watch has replayed the gap.
+func TestPartitionInProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := newMemory(t)
+		b := liveOver(t, m)
+		mustRevoked(t, b, "x", false, "cached as not revoked, for an hour")
+		mustRevoked(t, b, "z", false, "cached as not revoked, for an hour")
+		calls := b.Stats().BackendCalls
+		mustRevoked(t, b, "x", false, "a hit")
+		if b.Stats().BackendCalls != calls {
+			t.Fatal("a live watch's negative was not a hit")
+		}
+
+		restore := m.CutWatches()
+		synctest.Wait()
+		if st := b.Stats(); st.Watch != cached.WatchLost {
+			t.Fatalf("watch %s after the cut, want lost", st.Watch)
+		}
+		exp := time.Now().Add(time.Hour)
+		for _, jti := range []string{"x", "z"} { // another instance
+			if err := m.Revoke(ctx, jti, exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustRevoked(t, b, "x", true, "revoked during the cut: read from the store")
+		until := make([]time.Time, 2)
+		if err := b.RevokedUntilEach(ctx, []string{"z", "w"}, until); err != nil || !until[0].Equal(exp) || !until[1].IsZero() {
+			t.Errorf("RevokedUntilEach(z, w) during the cut = %v, %v; want z's exp and zero", until, err)
+		}
+		mustRevoked(t, b, "y", false, "never revoked")
+		if err := m.Revoke(ctx, "y", exp); err != nil {
+			t.Fatal(err)
+		}
+		mustRevoked(t, b, "y", true, "no negative is cached while lost")
+		if err := b.RevokedUntilEach(ctx, []string{"w", "y"}, until); err != nil || !until[0].IsZero() || !until[1].Equal(exp) {
+			t.Errorf("RevokedUntilEach(w, y) during the cut = %v, %v; want zero and y's exp", until, err)
+		}
+
+		restore()
+		mustRevoked(t, b, "y", true, "healed, the replay not yet applied")
+		synctest.Wait()
+		if st := b.Stats(); st.Watch != cached.WatchLive || st.WatchSyncs != 1 {
+			t.Fatalf("after the heal: %+v, want live, resumed without a sync", st)
+		}
+		mustRevoked(t, b, "x", true, "replayed")
+	})
+}
+
+// frozenLookups is a memorystore whose lookups, while frozen is set, wait
+// until their context ends: a server that stopped answering and keeps its
+// connections open (SIGSTOP), with a client that waits as long as its
+// caller lets it.
+type frozenLookups struct {
+	*memorystore.Store
+	frozen atomic.Bool
+	thaw   chan struct{} // closed: lookups waiting go on
+}
+
+func (f *frozenLookups) wait(ctx context.Context) error {
+	if !f.frozen.Load() {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("frozen: %w", ctx.Err())
+	case <-f.thaw:
+		return nil
+	}
+}
+
+func (f *frozenLookups) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if err := f.wait(ctx); err != nil {
+		return false, err
+	}
+	return f.Store.IsRevoked(ctx, jti)
+}
+
+func (f *frozenLookups) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	if err := f.wait(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return f.Store.RevokedUntil(ctx, jti)
+}
+
+func (f *frozenLookups) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	return f.Store.RevokedUntilEach(ctx, jtis, until)
+}
+
+// TestLostBoundsLookups: with the next Store silent, a check in flight
+// when the watch is lost returns at the loss, and every check made while
+// lost waits LostLookupTimeout at most, whatever the caller's context:
+// without WithStaleIfError it fails closed, with it a cached answer comes
+// from memory at once. (TestSilentServerBound adds redisstore's silence
+// bound, over a frozen redis-server.)
+func TestLostBoundsLookups(t *testing.T) {
+	for _, stale := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stale=%v", stale), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				m := newMemory(t)
+				f := &frozenLookups{Store: m, thaw: make(chan struct{})}
+				defer close(f.thaw) // the lookups left waiting end with the bubble
+				var opts []cached.Option
+				if stale {
+					opts = append(opts, cached.WithStaleIfError(time.Minute))
+				}
+				b := liveOver(t, f, opts...)
+				mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
+				synctest.Wait()
+				mustRevoked(t, b, "seen", false, "cached as not revoked")
+
+				f.frozen.Store(true)
+				inFlight := make(chan error, 1)
+				go func() { _, err := b.IsRevoked(ctx, "in-flight"); inFlight <- err }()
+				synctest.Wait() // its lookup waits on the silent store
+				restore := m.CutWatches()
+				defer restore()
+				lost := time.Now()
+				synctest.Wait()
+				select {
+				case err := <-inFlight:
+					if err == nil {
+						t.Error("a check in flight at the loss answered from a silent store")
+					}
+				default:
+					t.Error("a check in flight still waits after the watch was lost")
+				}
+
+				check := func(jti string, wantErr bool, want bool, wantWait time.Duration) {
+					t.Helper()
+					start := time.Now()
+					ok, err := b.IsRevoked(context.Background(), jti) // no deadline of its own
+					if waited := time.Since(start); waited != wantWait {
+						t.Errorf("IsRevoked(%s) waited %v, want %v", jti, waited, wantWait)
+					}
+					if (err != nil) != wantErr || err == nil && ok != want {
+						t.Errorf("IsRevoked(%s) = %v, %v", jti, ok, err)
+					}
+				}
+				check("unseen", true, false, cached.LostLookupTimeout)
+				check("revoked", false, true, 0)
+				if stale {
+					check("seen", false, false, 0)
+				} else {
+					check("seen", true, false, cached.LostLookupTimeout)
+				}
+				start := time.Now()
+				if err := b.RevokedUntilEach(ctx, []string{"unseen", "revoked"}, make([]time.Time, 2)); err == nil {
+					t.Error("RevokedUntilEach of an unknown id answered from a silent store")
+				}
+				if waited := time.Since(start); waited != cached.LostLookupTimeout {
+					t.Errorf("RevokedUntilEach waited %v, want %v", waited, cached.LostLookupTimeout)
+				}
+				st := b.Stats()
+				if stale != (st.StaleAnswers > 0) || stale != st.StaleSince.Equal(lost) {
+					t.Errorf("Stats %+v with stale-if-error %v", st, stale)
+				}
+			})
+		})
+	}
+}
+
+// WithStaleIfError in process: while the watch is lost and the store
+// fails, answers cached while the watch was live come from memory with no
+// backend call, for d; then checks fail closed again.
+func TestStaleIfErrorInProcess(t *testing.T) {
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				m := newMemory(t)
+				f := &failingLookups{Store: m}
+				const d = time.Minute
+				opts := []cached.Option{cached.WithStaleIfError(d)}
+				if replica {
+					opts = append(opts, cached.WithReplica())
+				}
+				if err := m.Revoke(ctx, "old", time.Now().Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				b := liveOver(t, f, opts...)
+				mustRevoked(t, b, "seen", false, "cached")
+				mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
+				synctest.Wait()
+
+				restore := m.CutWatches()
+				synctest.Wait()
+				lostAt := time.Now()
+				f.fail.Store(true)
+				calls := b.Stats().BackendCalls
+				mustRevoked(t, b, "seen", false, "stale, from memory")
+				mustRevoked(t, b, "revoked", true, "from memory")
+				if replica {
+					mustRevoked(t, b, "old", true, "from the replica")
+					mustRevoked(t, b, "never", false, "from the replica")
+				} else if _, err := b.IsRevoked(ctx, "never"); err == nil {
+					t.Error("an id with no cached answer answered during the outage")
+				}
+				st := b.Stats()
+				if !st.StaleSince.Equal(lostAt) || st.StaleAnswers == 0 {
+					t.Errorf("Stats %+v, want StaleSince %v and stale answers", st, lostAt)
+				}
+				if !replica && st.BackendCalls != calls+1 || replica && st.BackendCalls != calls {
+					t.Errorf("backend calls during the outage: %d", st.BackendCalls-calls)
+				}
+				until := make([]time.Time, 2)
+				if err := b.RevokedUntilEach(ctx, []string{"seen", "revoked"}, until); err != nil || !until[0].IsZero() || until[1].IsZero() {
+					t.Errorf("RevokedUntilEach during the outage: %v, %v", until, err)
+				}
+
+				time.Sleep(d - 1)
+				mustRevoked(t, b, "seen", false, "stale, from memory, until d")
+				time.Sleep(1)
+				if _, err := b.IsRevoked(ctx, "seen"); err == nil {
+					t.Error("after d, a cached answer still came from memory")
+				}
+				mustRevoked(t, b, "revoked", true, "a known revocation holds until its exp")
+				if st := b.Stats(); !st.StaleSince.IsZero() {
+					t.Errorf("after d, StaleSince = %v, want zero", st.StaleSince)
+				}
+
+				f.fail.Store(false)
+				restore()
+				synctest.Wait()
+				if st := b.Stats(); st.Watch != cached.WatchLive || !st.StaleSince.IsZero() {
+					t.Errorf("after the heal: %+v", st)
+				}
+				mustRevoked(t, b, "seen", false, "fresh")
+			})
+		})
+	}
+}
+
+// Without WithStaleIfError, the same outage fails closed: every check of
+// an id not known revoked returns the store's error, Revoke fails and
+// records nothing, a known revocation holds; after the heal the answers
+// are right at once, with nothing left from the outage.
+func TestOutageFailsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := newMemory(t)
+		f := &failingLookups{Store: m}
+		b := liveOver(t, f)
+		exp := time.Now().Add(time.Hour)
+		mustRevoke(t, b, "revoked", exp)
+		mustRevoked(t, b, "seen", false, "cached")
+		restore := m.CutWatches()
+		synctest.Wait()
+		f.fail.Store(true)
+		for _, jti := range []string{"seen", "unseen"} {
+			if _, err := b.IsRevoked(ctx, jti); !errors.Is(err, errLookupsDown) {
+				t.Errorf("IsRevoked(%s) during the outage: %v, want the store's error", jti, err)
+			}
+		}
+		if err := b.Revoke(ctx, "during", exp); !errors.Is(err, errLookupsDown) {
+			t.Errorf("Revoke during the outage: %v, want the store's error", err)
+		}
+		mustRevoked(t, b, "revoked", true, "a known revocation holds until its exp, store or not")
+		if st := b.Stats(); st.StaleAnswers != 0 || !st.StaleSince.IsZero() || st.Errors < 3 {
+			t.Errorf("Stats %+v: want no stale answers and 3 errors or more", st)
+		}
+
+		f.fail.Store(false)
+		restore()
+		synctest.Wait()
+		mustRevoked(t, b, "unseen", false, "the failed lookups cached no error")
+		mustRevoked(t, b, "during", false, "the failed Revoke left no local entry")
+		for _, jti := range []string{"seen", "unseen"} { // another instance
+			if err := m.Revoke(ctx, jti, exp); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			mustRevoked(t, b, jti, true, "revoked after the outage")
+		}
+		if _, err := cached.New(m, cached.WithStaleIfError(-time.Second)); err == nil {
+			t.Error("WithStaleIfError(-1s): no error")
+		}
+	})
 }
