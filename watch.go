@@ -87,8 +87,11 @@ type WatchStore interface {
 	// the backend is unreachable Watch keeps trying by itself; it returns
 	// early only for an error that retrying cannot fix, wrapped with the
 	// backend's package name. Revocations with an exp not in the future
-	// are not reported. A revocation whose Revoke returned before another
-	// began is reported before it.
+	// are not reported. Revocations of one id are reported in the order
+	// they were made: one whose Revoke returned before another of the same
+	// id began is reported before it. A backend may report revocations of
+	// different ids in another order than they were made (redisstore on
+	// Redis Cluster reads one stream per master).
 	Watch(ctx context.Context, fn func(Event)) error
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -120,9 +121,21 @@ func (s *Store) CheckServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.stream != "" {
-		if problem, err := s.checkStream(ctx); err != nil {
-			return fmt.Errorf("redisstore: check server: stream %q: %w", s.stream, err)
+	streams := []string{s.stream}
+	switch {
+	case s.stream == "":
+		streams = nil
+	case s.streams != nil:
+		// Each master's stream, as the slot map reads now.
+		m, err := s.streams.read(ctx, time.Now())
+		if err != nil {
+			return fmt.Errorf("redisstore: check server: %w", err)
+		}
+		streams = m.keys
+	}
+	for _, stream := range streams {
+		if problem, err := s.checkStream(ctx, stream); err != nil {
+			return fmt.Errorf("redisstore: check server: stream %q: %w", stream, err)
 		} else if problem != nil {
 			errs = append(errs, problem)
 		}
@@ -173,34 +186,34 @@ func checkNode(ctx context.Context, c *redis.Client) (problems []error, err erro
 // type of key, and ErrStreamTooShort when the stream holds fewer than
 // streamMax entries although more were added to it. A stream that does not
 // exist yet is fine.
-func (s *Store) checkStream(ctx context.Context) (problem, err error) {
-	typ, err := s.client.Type(ctx, s.stream).Result()
+func (s *Store) checkStream(ctx context.Context, stream string) (problem, err error) {
+	typ, err := s.client.Type(ctx, stream).Result()
 	switch {
 	case err != nil:
 		return nil, err
 	case typ == "none":
 		return nil, nil
 	case typ != "stream":
-		return fmt.Errorf("%w: the stream key %q holds a %s", ErrPrefixOverlap, s.stream, typ), nil
+		return fmt.Errorf("%w: the stream key %q holds a %s", ErrPrefixOverlap, stream, typ), nil
 	}
-	info, err := s.client.XInfoStream(ctx, s.stream).Result()
+	info, err := s.client.XInfoStream(ctx, stream).Result()
 	if err != nil {
 		return nil, err // deleted since TYPE: the next check will tell
 	}
 	if info.EntriesAdded > info.Length && info.Length < s.streamMax {
 		return fmt.Errorf("%w: stream %q holds %d entries of the %d added, fewer than WithStreamMaxLen %d",
-			ErrStreamTooShort, s.stream, info.Length, info.EntriesAdded, s.streamMax), nil
+			ErrStreamTooShort, stream, info.Length, info.EntriesAdded, s.streamMax), nil
 	}
 	return nil, nil
 }
 
-// announceErr wraps the error of an announcement: ErrPrefixOverlap when
-// the stream key holds a key of another type.
-func (s *Store) announceErr(err error) error {
+// announceErr wraps the error of an announcement on stream, saying so, and
+// with ErrPrefixOverlap when the stream key holds a key of another type.
+func (s *Store) announceErr(stream string, err error) error {
 	if redis.HasErrorPrefix(err, "WRONGTYPE") {
-		return fmt.Errorf("%w: the stream key %q holds a key that is not a stream: %w", ErrPrefixOverlap, s.stream, err)
+		err = fmt.Errorf("%w: the stream key %q holds a key that is not a stream: %w", ErrPrefixOverlap, stream, err)
 	}
-	return err
+	return fmt.Errorf("announcing on the stream: %w", err)
 }
 
 // parseInfo reads the "field:value" lines of an INFO reply.

@@ -10,7 +10,7 @@
 //
 // Every call is one network round trip: IsRevoked is one EXISTS, RevokedUntil
 // one PEXPIRETIME, Revoke one MULTI/EXEC of two commands on the token's key
-// and the XADD that announces it (see Announcements; on Cluster two round
+// and the XADD that announces it (see Announcements; on a Ring two round
 // trips sent at once). Under [WithWait] each write also waits, in the same
 // round trip, until its replicas acknowledge: about one master-to-replica
 // round trip more.
@@ -57,8 +57,16 @@
 //	XADD blocklist: MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
 //	EXEC
 //
-// (on Cluster, send the XADD on its own: the stream is another slot). A
-// writer that leaves the XADD out is honoured by a cached Store whose
+// On Cluster the XADD goes to the stream of the master owning the key's
+// slot (see Announcements), after the EXEC, on the same connection:
+//
+//	MULTI
+//	PEXPIREAT blocklist:<jti> <exp-ms> GT
+//	SET blocklist:<jti> 1 PXAT <exp-ms> NX
+//	EXEC
+//	XADD {<T(s)>}blocklist: MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
+//
+// A writer that leaves the XADD out is honoured by a cached Store whose
 // watch is live only once its "not revoked" answer for that id expires,
 // after WatchNegativeTTL (a minute by default), instead of as fast as an
 // announcement.
@@ -83,7 +91,11 @@
 // revocation of the id "v2:" + jti (and list it in ScanRevoked), and its
 // revocation of "v2:" would be the key "auth:v2:", the other store's
 // announcement stream. Within one store nothing collides: no id is empty,
-// so no revocation has the stream's key. What can be detected cheaply is
+// so no revocation has the stream's key. On Cluster the streams are
+// "{<T(s)>}" + prefix, outside every prefix's key space as long as no
+// prefix is empty or starts with "{": New refuses such a prefix on Cluster
+// unless announcements are off (WithoutEvents), and a Store without
+// announcements with such a prefix can still write another's stream key. What can be detected cheaply is
 // detected: a stream key that holds something other than a stream makes
 // Revoke and RevokeOnce fail with [ErrPrefixOverlap] instead of announcing
 // into the void, and [Store.CheckServer] reports it; the rest of an
@@ -92,10 +104,11 @@
 //
 // # Redis Cluster
 //
-// Each call touches exactly one key, so the store needs nothing from the
-// cluster beyond what go-redis's ClusterClient does already: route each key
-// to the master that owns its slot and follow MOVED and ASK redirections.
-// Wire it with
+// Each call touches one key, and Revoke also its master's stream (see
+// Announcements), so the store needs little from the cluster beyond what
+// go-redis's ClusterClient does already: route each key to the master that
+// owns its slot and follow MOVED and ASK redirections; it reads CLUSTER
+// SLOTS itself to name each master's stream. Wire it with
 //
 //	client := redis.NewClusterClient(&redis.ClusterOptions{
 //		Addrs:                 []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
@@ -126,7 +139,8 @@
 //
 // Cluster hashes only the part of a key inside its first non-empty {...}, if
 // there is one. Keep braces out of the prefix, or every revocation lands in
-// one slot, on one master. Braces inside an id are harmless: they only pick
+// one slot, on one master (and New refuses a prefix starting with "{"
+// unless announcements are off, see Prefixes). Braces inside an id are harmless: they only pick
 // that id's slot. Keep reads on the masters (the ClusterClient default, not
 // ReadOnly or RouteByLatency): a replica lags, and could answer "not revoked"
 // for a token revoked a moment ago.
@@ -137,28 +151,68 @@
 // other instances (package cached) learn of it within milliseconds instead
 // of asking on every check:
 //
-//	XADD <prefix> MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
+//	XADD <stream> MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
 //
-// The stream's key is the prefix itself ("blocklist:"): no id is empty, so
-// no revocation has that key. On a single server the XADD joins the
-// MULTI/EXEC of the token's key, so both are written or neither, in the same
-// round trip. On Cluster (and Ring) the stream is one key on one master and
-// a transaction cannot cross slots, so the XADD is sent on its own at the
-// same moment as the transaction (concurrently, from a goroutine) and
-// Revoke waits for both: it takes about as long as the slower of two round
-// trips instead of one, and every revocation of the fleet is an XADD on the
-// stream's master, which handles some 100,000 a second, far above any
-// logout rate. That master is on the path of every Revoke: while it is
-// down, until its replica is promoted (two to three seconds with a
-// cluster-node-timeout of one second), every Revoke of the cluster fails,
-// whichever master holds its key. RevokeOnce announces only when it wins: on a single server
-// in one script (SET NX, then XADD), on Cluster with a second round trip
-// paid by the winner. If Revoke returns an error the announcement may be
-// missing even though the key was written: retry the Revoke (it is
-// idempotent), or watchers learn of it only when they next read the key,
-// and a cached replica (which reads no key) not before its next full load.
-// A service in another language that revokes by writing keys itself should
-// send the XADD too.
+// On a single server and on a Ring there is one stream, whose key is the
+// prefix itself ("blocklist:"): no id is empty, so no revocation has that
+// key. On a single server the XADD joins the MULTI/EXEC of the token's key,
+// so both are written or neither, in the same round trip. On a Ring the
+// stream is one key on one shard and a transaction cannot cross shards, so
+// the XADD is sent on its own at the same moment as the transaction
+// (concurrently, from a goroutine) and Revoke waits for both.
+//
+// On Redis Cluster each master has a stream of its own, and a revocation
+// is announced on the stream of the master that holds its key: no other
+// master is on the path of a Revoke, so while one master is down (until
+// its replica is promoted) the revocations whose keys live on the others
+// are written and announced as usual. The stream of a master whose lowest
+// slot is s has the key
+//
+//	{<T(s)>}<prefix>     for example {3560}blocklist: for slot 0, {18403}blocklist: for 5461
+//
+// where T(s) is the smallest decimal integer whose hash slot is s (CRC16 of
+// its digits, modulo 16384; every slot has one below 110,000). The hash
+// tag puts the stream in slot s, on that master; it comes first so that no
+// stream key starts with the prefix, and no revocation's key can be a
+// stream (see Prefixes). Revoke sends, on one connection to the key's
+// master, in one round trip,
+//
+//	MULTI
+//	PEXPIREAT <prefix><jti> <exp-ms> GT
+//	SET <prefix><jti> 1 PXAT <exp-ms> NX
+//	EXEC
+//	XADD {<T(s)>}<prefix> MAXLEN ~ 100000 * jti <jti> exp <exp-ms>
+//
+// (and WAIT after both under WithWait): the key is written before its
+// announcement, but not atomically with it, so an error from Revoke may
+// leave the key written and unannounced (see below). The Store reads
+// CLUSTER SLOTS when it first writes, again every second while it writes
+// (in the background), and at once after a MOVED or a failure the slot map
+// can explain; a MOVED answered to the XADD alone is followed, with the
+// stream read anew, so an announcement does not go missing. A failover
+// keeps the masters' slots, so it keeps their stream keys: the watch
+// follows each stream to the promoted replica. A resharding that moves a
+// master's lowest slot gives it another stream key; writers use it within
+// about a second, and a watch reports Lost, waits two seconds for them,
+// and reads the new set of streams, ending in Synced.
+//
+// A reader in another language follows the announcements on Cluster with:
+// CLUSTER SHARDS (or CLUSTER SLOTS); for each master, its lowest slot s and
+// the key {<T(s)>}<prefix>; XREAD of each key from the master serving it
+// (one connection each, or one XREAD per master); and, on a MOVED, a
+// failed connection, or every few seconds when the list of shards changes,
+// the same again. Revocations of one id come in order on one stream;
+// revocations of different ids, on different masters' streams, may be read
+// in another order than they were made.
+//
+// RevokeOnce announces only when it wins: on a single server in one script
+// (SET NX, then XADD), on Cluster and Ring with a second round trip paid by
+// the winner (on Cluster to the same master). If Revoke returns an error
+// the announcement may be missing even though the key was written: retry
+// the Revoke (it is idempotent), or watchers learn of it only when they
+// next read the key, and a cached replica (which reads no key) not before
+// its next full load. A service in another language that revokes by
+// writing keys itself should send the XADD too.
 //
 // Why a stream and not pub/sub: PUBLISH is fire-and-forget, so a watcher
 // whose connection drops for a moment misses what was published meanwhile
@@ -174,8 +228,11 @@
 // off; WithStreamMaxLen sets the history kept.
 //
 // Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK, on a
-// connection of its own with its own deadlines, so it notices a broken link
-// at the first failed read and a silent server within WatchSilenceBound;
+// connection of its own with its own deadlines (on Cluster, one per
+// master's stream, and their events merged: Lost when one is lost, Resumed
+// when every one lost has proved it missed nothing, Synced otherwise), so
+// it notices a broken link at the first failed read and a silent server
+// within WatchSilenceBound;
 // ScanRevoked (blocklist.ScanStore) lists every live revocation with SCAN;
 // package cached uses both for its replica mode.
 //

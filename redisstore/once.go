@@ -34,8 +34,10 @@ return 0`
 //
 // When it wins, it announces the revocation on the stream (see Watch): on
 // a single server in the same round trip, with a script that runs the SET
-// NX and the XADD together; on Cluster and Ring, where the stream is on
-// another node, with a second round trip paid by the winner only.
+// NX and the XADD together; on Cluster (the stream of the master owning
+// the key, another slot of the same master) and on a Ring (the one stream,
+// usually on another shard) with a second round trip paid by the winner
+// only.
 //
 // On Cluster the command goes to the master owning the key. go-redis may
 // retry it after a broken connection; if the first try was applied, the
@@ -56,21 +58,32 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 		// in one round trip.
 		won, err := s.revokeOnceScript(ctx, jti, ms)
 		if err != nil {
-			return false, fmt.Errorf("redisstore: revoke once: %w", s.announceErr(err))
+			if redis.HasErrorPrefix(err, "WRONGTYPE") {
+				err = s.announceErr(s.stream, err) // only the XADD can answer it
+			}
+			return false, fmt.Errorf("redisstore: revoke once: %w", err)
 		}
 		return won == 1, nil
 	}
 	cmd := redis.NewStatusCmd(ctx, "set", s.key(jti), "1", "pxat", ms, "nx")
 	switch err := s.write(ctx, s.key(jti), cmd); {
 	case err == nil:
-		if s.stream != "" {
-			// On Cluster the stream lives on another master: the winner
-			// announces in a second round trip. If that fails, the
-			// revocation stands but watchers were not told: report the
-			// error, and the caller must not act as the winner.
-			if err := s.write(ctx, s.stream, s.announceCmd(ctx, jti, ms)); err != nil {
-				return false, fmt.Errorf("redisstore: revoke once: announcing on the stream: %w", s.announceErr(err))
+		// The winner announces in a second round trip: on Cluster on the
+		// stream of the master owning the key, on the same master; on a
+		// Ring on the one stream, usually on another shard. If that fails,
+		// the revocation stands but watchers were not told: report the
+		// error, and the caller must not act as the winner.
+		switch {
+		case s.streams != nil:
+			err = s.writeOn(ctx, pipeWrite{key: s.key(jti), jti: jti, ms: ms})
+			s.noteFailure(err)
+		case s.stream != "":
+			if err = s.write(ctx, s.stream, s.announceCmd(ctx, s.stream, jti, ms)); err != nil {
+				err = s.announceErr(s.stream, err)
 			}
+		}
+		if err != nil {
+			return false, fmt.Errorf("redisstore: revoke once: %w", err)
 		}
 		return true, nil
 	case errors.Is(err, redis.Nil):

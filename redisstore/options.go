@@ -30,7 +30,9 @@ type config struct {
 // Use distinct prefixes to keep separate blocklists (per service, per
 // tenant, per test) in one Redis, none of them a prefix of another (see
 // Prefixes in the package documentation). On Redis Cluster keep "{" and "}" out of
-// the prefix: a hash tag there would send every revocation to one slot.
+// the prefix: a hash tag there would send every revocation to one slot;
+// and with announcements on, New refuses on Cluster an empty prefix or one
+// starting with "{", whose key space would hold the masters' streams.
 func WithPrefix(p string) Option {
 	return func(c *config) { c.prefix = p }
 }

@@ -32,13 +32,19 @@ var errNilClient = errors.New("redisstore: New was given a nil client")
 // is safe for concurrent use and needs no closing (close the client
 // instead, when done with both). Its only state besides its configuration
 // is, on Cluster, the timer of the slot map reloads that follow failures
-// (see the package documentation), which stops by itself.
+// (see the package documentation), which stops by itself, and its reading
+// of which master's stream each slot announces on.
 type Store struct {
 	client redis.UniversalClient
 	prefix string
 	// stream is the key of the stream every revocation is announced on;
-	// "" when announcements are off.
-	stream    string
+	// "" when announcements are off. On Cluster, where each master has a
+	// stream of its own (streams), it is the prefix, and only says that
+	// announcements are on.
+	stream string
+	// streams maps slots to their master's stream on Cluster with
+	// announcements on; nil otherwise.
+	streams   *clusterStreams
 	streamMax int64
 	// oneNode is true when client is a single server (*redis.Client), so
 	// the announcement can join the token key's MULTI/EXEC.
@@ -59,7 +65,11 @@ var _ blocklist.ExpiryStore = (*Store)(nil)
 // ContextTimeoutEnabled in the client's options so that context deadlines
 // bound every call (see the package documentation). A nil client or an
 // invalid option value is a programming error: New panics, with a message
-// naming it, rather than return a Store whose every call fails.
+// naming it, rather than return a Store whose every call fails. So is, on a
+// *redis.ClusterClient with announcements on, a prefix that is empty or
+// starts with "{": each master's stream key is "{<n>}" + prefix, which
+// would then also be the key of a revocation (see Prefixes in the package
+// documentation).
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New: nil client")
@@ -69,6 +79,10 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		if opt != nil && cfg.err == nil {
 			opt(&cfg)
 		}
+	}
+	cluster, isCluster := client.(*redis.ClusterClient)
+	if cfg.err == nil && isCluster && !cfg.noEvents && (cfg.prefix == "" || cfg.prefix[0] == '{') {
+		cfg.err = fmt.Errorf("redisstore: on Redis Cluster, announcements need a prefix that is not empty and does not start with \"{\" (got %q): each master's stream is \"{<n>}\" + prefix, which would then also be a revocation's key; set another prefix with WithPrefix, or WithoutEvents", cfg.prefix)
 	}
 	if cfg.err == nil && cfg.waitReplicas > 0 && client != nil && !waitSupported(client) {
 		cfg.err = fmt.Errorf("redisstore: WithWait needs a *redis.Client, *redis.ClusterClient or *redis.Ring, not a %T", client)
@@ -80,6 +94,9 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		waitReplicas: cfg.waitReplicas, waitMS: cfg.waitMS, reload: new(reloadState)}
 	if !cfg.noEvents {
 		s.stream = cfg.prefix
+		if isCluster {
+			s.streams = &clusterStreams{client: cluster, prefix: cfg.prefix}
+		}
 	}
 	_, s.oneNode = client.(*redis.Client)
 	return s
@@ -159,20 +176,46 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	// The announcement (an XADD to the stream, see announce.go) is part of
 	// the same round trip. On a single server it joins the transaction, so
 	// the key and its announcement are written together or not at all. On
-	// Cluster (and Ring) the stream is another key, usually on another
-	// master, and a transaction cannot cross slots: the XADD is sent at the
-	// same moment on its own, and Revoke waits for both.
+	// Cluster each master has a stream of its own (see slots.go): the XADD
+	// follows the EXEC in the same pipeline, on the same connection to the
+	// master owning the key, so no other master is on the write's path. On
+	// a Ring the stream is one key, usually on another shard, and a
+	// transaction cannot cross shards: the XADD is sent at the same moment
+	// on its own, and Revoke waits for both.
 	//
-	// Under WithWait, WAIT follows the EXEC (and the XADD sent on its own)
-	// on the same connection, in the same round trip: see writeWaited.
+	// Under WithWait, WAIT follows the EXEC (and the XADD) on the same
+	// connection, in the same round trip: see writeOn.
 	extend := redis.NewIntCmd(ctx, "pexpireat", key, ms, "gt")
 	create := redis.NewStatusCmd(ctx, "set", key, "1", "pxat", ms, "nx")
+	if s.streams != nil {
+		err := s.writeOn(ctx, pipeWrite{key: key, tx: true, cmds: []redis.Cmder{extend, create}, jti: jti, ms: ms})
+		s.noteFailure(err)
+		if err != nil {
+			return fmt.Errorf("redisstore: revoke: %w", err)
+		}
+	} else if err := s.revokeTx(ctx, key, jti, ms, extend, create); err != nil {
+		return err
+	}
+	if err := extend.Err(); err != nil {
+		return fmt.Errorf("redisstore: revoke: pexpireat: %w", err)
+	}
+	// SET ... NX answers nil when the key already exists: not an error.
+	if err := create.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: revoke: set: %w", err)
+	}
+	return nil
+}
+
+// revokeTx writes extend and create in one MULTI/EXEC, with the
+// announcement on the Store's one stream: inside the transaction on a
+// single server, beside it on a Ring.
+func (s *Store) revokeTx(ctx context.Context, key, jti string, ms int64, extend, create redis.Cmder) error {
 	tx := []redis.Cmder{extend, create}
 	var announce *redis.StringCmd
 	var announced <-chan error
 	if s.stream != "" {
 		if s.oneNode {
-			announce = s.announceCmd(ctx, jti, ms)
+			announce = s.announceCmd(ctx, s.stream, jti, ms)
 			tx = append(tx, announce)
 		} else {
 			announced = s.announceAsync(ctx, jti, ms)
@@ -183,25 +226,21 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 		if announced != nil {
 			<-announced
 		}
-		// A WRONGTYPE here can only come from the XADD.
-		return fmt.Errorf("redisstore: revoke: %w", s.announceErr(err))
+		if redis.HasErrorPrefix(err, "WRONGTYPE") {
+			// Only the XADD can answer it.
+			return fmt.Errorf("redisstore: revoke: %w", s.announceErr(s.stream, err))
+		}
+		return fmt.Errorf("redisstore: revoke: %w", err)
 	}
 	if announce != nil {
 		if err := announce.Err(); err != nil {
-			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", s.announceErr(err))
+			return fmt.Errorf("redisstore: revoke: %w", s.announceErr(s.stream, err))
 		}
 	}
 	if announced != nil {
 		if err := <-announced; err != nil {
-			return fmt.Errorf("redisstore: revoke: announcing on the stream: %w", s.announceErr(err))
+			return fmt.Errorf("redisstore: revoke: %w", s.announceErr(s.stream, err))
 		}
-	}
-	if err := extend.Err(); err != nil {
-		return fmt.Errorf("redisstore: revoke: pexpireat: %w", err)
-	}
-	// SET ... NX answers nil when the key already exists: not an error.
-	if err := create.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("redisstore: revoke: set: %w", err)
 	}
 	return nil
 }

@@ -25,10 +25,13 @@ var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough 
 // fewer acknowledge in time the write returns an error wrapping
 // [ErrNotReplicated]. It applies to a standalone server with replicas (a
 // *redis.Client, also one from NewFailoverClient), to each master of a
-// Redis Cluster, and to each shard of a Ring. On Cluster and Ring the
-// announcement of a Revoke, an XADD on the stream's master, waits for that
-// master's replicas too, so that a failover there keeps it: the stream's
-// master and its replicas are then on the path of every Revoke.
+// Redis Cluster, and to each shard of a Ring. The announcement waits too:
+// on a single server it is in the write's transaction, on Cluster it
+// follows the write on the same connection to the same master (its
+// stream, see the package documentation), so one WAIT covers both; on a
+// Ring it is an XADD on the stream's shard, which waits for that shard's
+// replicas, so that shard and its replicas are on the path of every
+// Revoke.
 //
 // What it guarantees: a write that returned nil is held by the master and
 // by numReplicas of its replicas, so a failover that promotes one of them
@@ -113,7 +116,7 @@ func waitSupported(client redis.UniversalClient) bool {
 func (s *Store) writeTx(ctx context.Context, key string, cmds ...redis.Cmder) error {
 	var err error
 	if s.waitReplicas > 0 {
-		err = s.writeWaited(ctx, key, true, cmds...)
+		err = s.writeOn(ctx, pipeWrite{key: key, tx: true, cmds: cmds})
 	} else {
 		pipe := s.client.TxPipeline()
 		for _, c := range cmds {
@@ -130,7 +133,7 @@ func (s *Store) writeTx(ctx context.Context, key string, cmds ...redis.Cmder) er
 func (s *Store) write(ctx context.Context, key string, cmd redis.Cmder) error {
 	var err error
 	if s.waitReplicas > 0 {
-		err = s.writeWaited(ctx, key, false, cmd)
+		err = s.writeOn(ctx, pipeWrite{key: key, cmds: []redis.Cmder{cmd}})
 	} else {
 		_ = s.client.Process(ctx, cmd)
 		err = cmd.Err()
@@ -143,20 +146,38 @@ func (s *Store) write(ctx context.Context, key string, cmd redis.Cmder) error {
 // as go-redis's own default does.
 const maxRedirects = 3
 
-// writeWaited sends cmds, all on key's slot, to the master owning key, in
-// MULTI/EXEC when tx is set, followed by WAIT on the same connection, in
-// one pipeline: WAIT counts the replicas that acknowledged its own
-// connection's last write, so on any other connection it would answer for
-// some other write. Results land in cmds as a TxPipeline would leave them.
-// It follows MOVED and ASK (resharding, failover) like go-redis does, and
-// returns an error wrapping ErrNotReplicated when fewer than
-// s.waitReplicas acknowledged.
-func (s *Store) writeWaited(ctx context.Context, key string, tx bool, cmds ...redis.Cmder) error {
-	node, err := s.master(ctx, key)
+// pipeWrite is a write that writeOn sends by hand on the connection of the
+// master owning key.
+type pipeWrite struct {
+	key  string
+	tx   bool          // send cmds in MULTI/EXEC
+	cmds []redis.Cmder // commands on key's slot; none when only announcing
+	// jti, when not empty, is announced as revoked until ms on the stream
+	// of the master owning key (Cluster only), after cmds.
+	jti string
+	ms  int64
+}
+
+// writeOn sends w to the master owning w.key, in one pipeline on one
+// connection: w.cmds (in MULTI/EXEC when w.tx), then on Cluster the XADD
+// of the announcement on that master's stream, then, under WithWait, WAIT:
+// WAIT counts the replicas that acknowledged its own connection's last
+// write, so on any other connection it would answer for some other write,
+// and after both it covers both. Results land in w.cmds as a TxPipeline
+// would leave them. It follows MOVED and ASK (resharding, failover) like
+// go-redis does, for the commands (the whole write is sent again: every
+// write of this package is idempotent) and for the announcement alone
+// (the map of streams is read again first), and returns an error wrapping
+// ErrNotReplicated when fewer than s.waitReplicas acknowledged. An error
+// of the announcement says so ("announcing on the stream ...").
+func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
+	node, err := s.master(ctx, w.key)
 	if err != nil {
 		return err
 	}
 	asking := false
+	keyDone := len(w.cmds) == 0
+	var stream string
 	for attempt := 0; ; attempt++ {
 		var wire []redis.Cmder
 		if asking {
@@ -164,20 +185,35 @@ func (s *Store) writeWaited(ctx context.Context, key string, tx bool, cmds ...re
 		}
 		var queued []*redis.StatusCmd
 		var exec *redis.SliceCmd
-		if tx {
+		switch {
+		case keyDone:
+		case w.tx:
 			wire = append(wire, redis.NewStatusCmd(ctx, "multi"))
-			for _, c := range cmds {
+			for _, c := range w.cmds {
 				q := redis.NewStatusCmd(ctx, c.Args()...)
 				queued = append(queued, q)
 				wire = append(wire, q)
 			}
 			exec = redis.NewSliceCmd(ctx, "exec")
 			wire = append(wire, exec)
-		} else {
-			wire = append(wire, cmds...)
+		default:
+			wire = append(wire, w.cmds...)
 		}
-		wait := redis.NewIntCmd(ctx, "wait", s.waitReplicas, s.waitMS)
-		wire = append(wire, wait)
+		var xadd *redis.StringCmd
+		if w.jti != "" {
+			if stream == "" {
+				if stream, err = s.streams.streamFor(ctx, w.key); err != nil {
+					return fmt.Errorf("announcing on the stream: %w", err)
+				}
+			}
+			xadd = s.announceCmd(ctx, stream, w.jti, w.ms)
+			wire = append(wire, xadd)
+		}
+		var wait *redis.IntCmd
+		if s.waitReplicas > 0 {
+			wait = redis.NewIntCmd(ctx, "wait", s.waitReplicas, s.waitMS)
+			wire = append(wire, wait)
+		}
 
 		pipe := node.Pipeline()
 		for _, c := range wire {
@@ -185,49 +221,92 @@ func (s *Store) writeWaited(ctx context.Context, key string, tx bool, cmds ...re
 		}
 		_, _ = pipe.Exec(ctx)
 
-		// A redirection is answered to the first keyed command (and, in a
-		// transaction, makes EXEC abort): follow it with the whole write.
-		var first []redis.Cmder
-		if tx {
-			for _, q := range queued {
-				first = append(first, q)
+		if !keyDone {
+			// A redirection is answered to the first keyed command (and,
+			// in a transaction, makes EXEC abort): follow it with the
+			// whole write.
+			var first []redis.Cmder
+			if w.tx {
+				for _, q := range queued {
+					first = append(first, q)
+				}
+				// All queued, then the slot moved before EXEC: EXEC
+				// answers the redirection itself.
+				first = append(first, exec)
+			} else {
+				first = w.cmds
 			}
-			// All queued, then the slot moved before EXEC: EXEC
-			// answers the redirection itself.
-			first = append(first, exec)
-		} else {
-			first = cmds
-		}
-		if addr, ask, ok := redirection(first); ok && attempt < maxRedirects {
-			if node, err = s.nodeAt(ctx, addr); err != nil {
-				return err
-			}
-			asking = ask
-			continue
-		}
-
-		if tx {
-			if err := execResults(exec, queued, cmds); err != nil {
-				return err
-			}
-		} else {
-			// As Process would: the first error, redis.Nil included (a
-			// SET NX that lost wrote nothing, so there is nothing to wait
-			// for).
-			for _, c := range cmds {
-				if err := c.Err(); err != nil {
+			if addr, ask, ok := redirection(first); ok && attempt < maxRedirects {
+				if node, err = s.nodeAt(ctx, addr); err != nil {
 					return err
 				}
+				asking, stream = ask, ""
+				if s.streams != nil {
+					// The map of streams is as stale as the client's.
+					if _, err := s.streams.read(ctx, time.Now()); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if w.tx {
+				if err := execResults(exec, queued, w.cmds); err != nil {
+					return err
+				}
+			} else {
+				// As Process would: the first error, redis.Nil included (a
+				// SET NX that lost wrote nothing, so there is nothing to
+				// wait for).
+				for _, c := range w.cmds {
+					if err := c.Err(); err != nil {
+						return err
+					}
+				}
+			}
+			keyDone = true
+		}
+		var moved string
+		var movedAsk bool
+		if xadd != nil {
+			addr, ask, ok := redirection([]redis.Cmder{xadd})
+			switch {
+			case ok && attempt < maxRedirects:
+				moved, movedAsk = addr, ask
+			case xadd.Err() != nil:
+				return s.announceErr(stream, xadd.Err())
 			}
 		}
-		n, err := wait.Result()
+		if wait != nil {
+			// Covers whatever this pipeline wrote, the commands' write
+			// included when only the announcement is to be sent again.
+			n, err := wait.Result()
+			if err != nil {
+				return fmt.Errorf("wait: %w", err)
+			}
+			if n < int64(s.waitReplicas) {
+				return fmt.Errorf("%w: %d of %d replicas acknowledged within %d ms", ErrNotReplicated, n, s.waitReplicas, s.waitMS)
+			}
+		}
+		if moved == "" {
+			return nil
+		}
+		// The stream's slot is not on this master: the map of streams is
+		// stale. Read it again; if the stream of key's master is another
+		// key now, announce there, on key's master; if it is the same key,
+		// follow the redirection with the announcement alone.
+		m, err := s.streams.read(ctx, time.Now())
 		if err != nil {
-			return fmt.Errorf("wait: %w", err)
+			return s.announceErr(stream, err)
 		}
-		if n < int64(s.waitReplicas) {
-			return fmt.Errorf("%w: %d of %d replicas acknowledged within %d ms", ErrNotReplicated, n, s.waitReplicas, s.waitMS)
+		asking = false
+		if next := m.streamOf(keySlot(w.key)); next != stream && next != "" {
+			stream = next
+			continue
 		}
-		return nil
+		if node, err = s.nodeAt(ctx, moved); err != nil {
+			return s.announceErr(stream, err)
+		}
+		asking = movedAsk
 	}
 }
 
@@ -352,6 +431,9 @@ func (s *Store) noteFailure(err error) {
 	}
 	s.reload.lastFailure.Store(time.Now().UnixNano())
 	cluster.ReloadState(context.Background())
+	if s.streams != nil {
+		s.streams.invalidate()
+	}
 	if s.reload.running.CompareAndSwap(false, true) {
 		go s.reloadWhileFailing(cluster)
 	}

@@ -34,8 +34,8 @@ const (
 	// stream's counters.
 	watchBlock = 250 * time.Millisecond
 	// replayMargin is how much of the stream a watch reads again when it
-	// (re)starts: on Cluster a revocation's key and its announcement are
-	// written at the same moment on two masters, so an announcement just
+	// (re)starts: on a Ring a revocation's key and its announcement are
+	// written at the same moment on two shards, so an announcement just
 	// before the starting point may belong to a key not yet written when
 	// the subscriber reloads. Repeated revocations are harmless.
 	replayMargin = time.Second
@@ -99,7 +99,8 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // Revoke announces on (see the package documentation, "Announcements").
 //
 // On a single server and on Cluster it reads through a connection of its
-// own (to the master owning the stream), dialled with the client's address,
+// own (on Cluster one per master, to each master's stream, merging their
+// events as the package documentation describes), dialled with the client's address,
 // credentials, TLS and dialer but with no retries and its own deadlines, so
 // the first failed read or write is reported as Lost at once and a server
 // that stops answering is reported within WatchSilenceBound, whatever the
@@ -137,6 +138,14 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	if s.stream == "" {
 		return fmt.Errorf("redisstore: watch: announcements are off (WithoutEvents): %w", errors.ErrUnsupported)
 	}
+	if s.streams != nil {
+		return s.watchCluster(ctx, fn)
+	}
+	return s.watchStream(ctx, fn)
+}
+
+// watchStream is Watch on one stream, s.stream.
+func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error {
 	var cur cursor
 	// Time spent by the subscriber (a replica's load after Synced) is not
 	// time the watch was away from the stream.

@@ -1,0 +1,220 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+// topologyGrace is how long a Cluster watch waits, once the set of
+// masters' streams has changed (a resharding moved a master's lowest
+// slot), before it reads the new set: a writer's map of streams is at most
+// streamMapMaxAge old when it announces (plus the time of its reading), so
+// after this wait no writer still announces on a stream the watch would
+// not read.
+const topologyGrace = 2 * streamMapMaxAge
+
+// watchCluster is Watch on Cluster, where each master announces on a
+// stream of its own (see slots.go): it reads CLUSTER SLOTS, watches each
+// master's stream with watchStream (its own connection to that master,
+// its own proofs) and merges their events (clusterWatch). It reads CLUSTER
+// SLOTS again every streamMapMaxAge; when the set of streams has changed
+// it reports Lost, waits topologyGrace, and starts over on the new set,
+// which ends in Synced.
+func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) error {
+	agg := &clusterWatch{fn: fn}
+	var backoff time.Duration
+	for {
+		m, err := s.streams.read(ctx, time.Now())
+		if err == nil {
+			backoff = 0
+			err = s.watchStreams(ctx, m.keys, agg)
+			if err == nil {
+				// The set of streams changed.
+				agg.lose()
+				backoff = topologyGrace
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
+		}
+		if err != nil {
+			if !topologyMayHaveChanged(err) {
+				return err
+			}
+			s.noteFailure(err)
+			agg.lose()
+			backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// streamEvent is an event of one master's stream, handed to the goroutine
+// that calls the subscriber; done is signalled once it was handled.
+type streamEvent struct {
+	i    int
+	ev   blocklist.Event
+	done chan struct{}
+}
+
+// watchStreams watches the streams keys, each with watchStream, until ctx
+// is done (it returns ctx's error), a watch ends by itself (its error), or
+// the set of streams CLUSTER SLOTS reads is no longer keys (nil). Events
+// reach agg, and through it the subscriber, from the calling goroutine, one
+// at a time; a stream's watch waits while its event is handled, so the
+// time its subscriber takes is counted as its own.
+func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWatch) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan streamEvent)
+	ended := make(chan error, len(keys))
+	for i, key := range keys {
+		// A Store whose one stream is this master's: watchStream, and the
+		// connection it dials (to the master owning the stream's slot),
+		// are those of a single stream.
+		one := *s
+		one.stream, one.streams = key, nil
+		done := make(chan struct{}, 1)
+		go func() {
+			ended <- one.watchStream(wctx, func(ev blocklist.Event) {
+				select {
+				case events <- streamEvent{i: i, ev: ev, done: done}:
+				case <-wctx.Done():
+					return
+				}
+				select {
+				case <-done:
+				case <-wctx.Done():
+				}
+			})
+		}()
+	}
+	running := len(keys)
+	stop := func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-ended
+		}
+	}
+	defer stop()
+	agg.start(len(keys))
+	tick := time.NewTicker(streamMapMaxAge)
+	defer tick.Stop()
+	for {
+		select {
+		case se := <-events:
+			agg.handle(se.i, se.ev)
+			se.done <- struct{}{}
+		case err := <-ended:
+			running--
+			if ctx.Err() != nil {
+				return fmt.Errorf("redisstore: watch: %w", ctx.Err())
+			}
+			return err
+		case <-tick.C:
+			m, err := s.streams.read(wctx, time.Now())
+			if err != nil {
+				continue // the streams' watches report what fails
+			}
+			if !slices.Equal(m.keys, keys) {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
+		}
+	}
+}
+
+// clusterState is what a Cluster watch last told its subscriber.
+type clusterState int
+
+const (
+	clusterStarting clusterState = iota // nothing yet
+	clusterLive                         // Synced or Resumed, no Lost since
+	clusterLost                         // Lost, neither Synced nor Resumed since
+)
+
+// clusterWatch merges the events of the watches of the masters' streams
+// into those of one watch:
+//   - Revoked is passed on at once, from any stream, once the subscriber
+//     has had its first Synced or Lost;
+//   - Lost as soon as one stream is lost (once, until the next Synced or
+//     Resumed);
+//   - once every stream is live again: Resumed if each stream lost since
+//     proved that it missed nothing (reported Resumed), Synced if any
+//     stream started over (reported Synced: a first start, a gap, a new
+//     set of streams).
+//
+// Revocations of one id are announced on one stream (the master owning its
+// key), so they are reported in order; revocations of ids on different
+// masters may be reported in another order than they were made.
+// Announcements read before the first Synced are not passed on: each
+// follows its key's write on the same master, so the subscriber, which
+// reloads or distrusts what it holds on Synced, reads their keys then.
+type clusterWatch struct {
+	fn     func(blocklist.Event)
+	state  clusterState
+	live   []bool // per stream
+	resync bool   // a stream started over since the last Synced
+}
+
+// start begins a new set of n streams, none live yet.
+func (a *clusterWatch) start(n int) {
+	a.live = make([]bool, n)
+	a.resync = true
+}
+
+func (a *clusterWatch) handle(i int, ev blocklist.Event) {
+	switch ev.Kind {
+	case blocklist.Revoked:
+		if a.state != clusterStarting {
+			a.fn(ev)
+		}
+	case blocklist.Lost:
+		a.live[i] = false
+		a.lose()
+	case blocklist.Synced:
+		a.live[i] = true
+		a.resync = true
+		a.settle()
+	case blocklist.Resumed:
+		a.live[i] = true
+		a.settle()
+	}
+}
+
+// lose reports Lost unless it is the last thing reported.
+func (a *clusterWatch) lose() {
+	if a.state != clusterLost {
+		a.state = clusterLost
+		a.fn(blocklist.Event{Kind: blocklist.Lost})
+	}
+}
+
+// settle reports Synced or Resumed once every stream is live.
+func (a *clusterWatch) settle() {
+	for _, live := range a.live {
+		if !live {
+			return
+		}
+	}
+	switch {
+	case a.resync:
+		a.fn(blocklist.Event{Kind: blocklist.Synced})
+	case a.state == clusterLost:
+		a.fn(blocklist.Event{Kind: blocklist.Resumed})
+	default:
+		return
+	}
+	a.state, a.resync = clusterLive, false
+}

@@ -1,0 +1,219 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterSlots is the number of hash slots of a Redis Cluster.
+const clusterSlots = 16384
+
+// keySlot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
+// key, or of the part inside its first {...} when that part is not empty,
+// modulo 16384 (the Redis Cluster specification, "Hash tags").
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return int(crc16(key)) % clusterSlots
+}
+
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// slotTags maps each hash slot n to T(n), the smallest decimal integer
+// whose CRC16 modulo 16384 is n: the hash tag of the stream key of a
+// master whose lowest slot is n. Every slot has one below 110,000, so a
+// tag has at most six digits. Computed once, on first use, and never
+// changed.
+var slotTags = sync.OnceValue(func() *[clusterSlots]uint32 {
+	var tags [clusterSlots]uint32
+	var found [clusterSlots]bool
+	for n, left := 0, clusterSlots; left > 0; n++ {
+		slot := crc16(strconv.Itoa(n)) % clusterSlots
+		if !found[slot] {
+			found[slot], tags[slot] = true, uint32(n)
+			left--
+		}
+	}
+	return &tags
+})
+
+// clusterStreamKey returns the key of the announcement stream of a master
+// whose lowest slot is slot: "{T(slot)}" followed by the prefix. The hash
+// tag puts the stream on slot, hence on that master; putting it first
+// keeps every stream key out of the prefix's key space (no revocation key
+// starts with "{", see New), so no id's key can be a stream.
+func clusterStreamKey(prefix string, slot int) string {
+	return "{" + strconv.FormatUint(uint64(slotTags()[slot]), 10) + "}" + prefix
+}
+
+// streamMapMaxAge is how long a Store trusts its map of the cluster's
+// streams before it reads CLUSTER SLOTS again (in the background, while
+// writes go on with the map it has). A resharding that changes which slot
+// is a master's lowest changes that master's stream key; a writer keeps
+// announcing on the previous key for at most about this long after its map
+// was read, and a watch waits this long twice before it reads the new
+// streams (see watchCluster).
+const streamMapMaxAge = time.Second
+
+// slotStream is a range of slots served by one master, and the key of that
+// master's announcement stream.
+type slotStream struct {
+	start, end int // inclusive
+	stream     string
+}
+
+// streamMap is one reading of the cluster's slot map, as stream keys.
+type streamMap struct {
+	read   time.Time
+	ranges []slotStream // sorted by start
+	keys   []string     // every stream key, sorted, each once
+}
+
+// streamOf returns the stream key of the master serving slot, or "" when
+// no master serves it.
+func (m *streamMap) streamOf(slot int) string {
+	i, found := slices.BinarySearchFunc(m.ranges, slot, func(r slotStream, slot int) int { return r.start - slot })
+	if !found {
+		i--
+	}
+	if i >= 0 && slot <= m.ranges[i].end {
+		return m.ranges[i].stream
+	}
+	return ""
+}
+
+// newStreamMap turns CLUSTER SLOTS into stream keys: each master's stream
+// is clusterStreamKey of the lowest slot it serves.
+func newStreamMap(prefix string, slots []redis.ClusterSlot) (*streamMap, error) {
+	lowest := make(map[string]int) // master (node id, or address) -> lowest slot
+	master := func(r redis.ClusterSlot) string {
+		if r.Nodes[0].ID != "" {
+			return r.Nodes[0].ID
+		}
+		return r.Nodes[0].Addr
+	}
+	for _, r := range slots {
+		if len(r.Nodes) == 0 || r.Start < 0 || r.End >= clusterSlots || r.Start > r.End {
+			return nil, fmt.Errorf("CLUSTER SLOTS answered a malformed range %d-%d with %d nodes", r.Start, r.End, len(r.Nodes))
+		}
+		if low, ok := lowest[master(r)]; !ok || r.Start < low {
+			lowest[master(r)] = r.Start
+		}
+	}
+	m := &streamMap{read: time.Now()}
+	for _, r := range slots {
+		key := clusterStreamKey(prefix, lowest[master(r)])
+		m.ranges = append(m.ranges, slotStream{start: r.Start, end: r.End, stream: key})
+		m.keys = append(m.keys, key)
+	}
+	slices.SortFunc(m.ranges, func(a, b slotStream) int { return a.start - b.start })
+	slices.Sort(m.keys)
+	m.keys = slices.Compact(m.keys)
+	if len(m.keys) == 0 {
+		return nil, fmt.Errorf("CLUSTER SLOTS answered no slots")
+	}
+	return m, nil
+}
+
+// clusterStreams is a Store's view of which stream each slot's
+// announcements go to on Cluster.
+type clusterStreams struct {
+	client *redis.ClusterClient
+	prefix string
+	cur    atomic.Pointer[streamMap]
+	mu     sync.Mutex  // one reading at a time
+	stale  atomic.Bool // a reading in the background is due or running
+}
+
+// read reads CLUSTER SLOTS and makes it the current map, unless another
+// reading finished while this one waited for its turn after since.
+func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if m := cs.cur.Load(); m != nil && m.read.After(since) {
+		return m, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+	defer cancel()
+	slots, err := cs.client.ClusterSlots(rctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS: %w", err)
+	}
+	m, err := newStreamMap(cs.prefix, slots)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: %w", err)
+	}
+	cs.cur.Store(m)
+	return m, nil
+}
+
+// current returns the map, reading it first when there is none, and
+// starting a reading in the background when it is older than
+// streamMapMaxAge.
+func (cs *clusterStreams) current(ctx context.Context) (*streamMap, error) {
+	m := cs.cur.Load()
+	if m == nil {
+		return cs.read(ctx, time.Time{})
+	}
+	if time.Since(m.read) > streamMapMaxAge && cs.stale.CompareAndSwap(false, true) {
+		go func() {
+			defer cs.stale.Store(false)
+			_, _ = cs.read(context.Background(), m.read)
+		}()
+	}
+	return m, nil
+}
+
+// streamFor returns the stream of the master serving key's slot.
+func (cs *clusterStreams) streamFor(ctx context.Context, key string) (string, error) {
+	m, err := cs.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	slot := keySlot(key)
+	if st := m.streamOf(slot); st != "" {
+		return st, nil
+	}
+	// Not served in the map we have: it may be stale.
+	if m, err = cs.read(ctx, m.read); err != nil {
+		return "", err
+	}
+	if st := m.streamOf(slot); st != "" {
+		return st, nil
+	}
+	return "", fmt.Errorf("no master serves slot %d", slot)
+}
+
+// invalidate marks the map as due for a reading: the next write reads it
+// in the background.
+func (cs *clusterStreams) invalidate() {
+	if m := cs.cur.Load(); m != nil {
+		old := *m
+		old.read = time.Time{}
+		cs.cur.CompareAndSwap(m, &old)
+	}
+}
