@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -23,16 +24,25 @@ import (
 // bits) must still be refused. A value with a newline is sent as several
 // headers.
 //
-// The Guard and the Store read a fixed clock, so the seeds are the same
-// tokens in every run: the corpus a previous run kept holds no validly
-// signed token that this run has not revoked.
+// The Guard reads a fixed clock, so the seeds are the same tokens in every
+// run: the corpus a previous run kept holds no validly signed token that
+// this run has not revoked. Each input runs in a testing/synctest bubble,
+// on a Store and a Guard of its own whose revocations the bubble's clock,
+// fixed too (years before the Guard's), never ends.
 func FuzzMiddleware(f *testing.F) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	store := memorystore.New(memorystore.WithClock(clock))
-	f.Cleanup(func() { store.Close() })
-	g := newGuard(f, store, jwtguard.WithLeeway(time.Second), jwtguard.WithClock(clock))
-	ctx := context.Background()
+	newGuardRevoking := func(t testing.TB, tokens ...string) *jwtguard.Guard {
+		store := memorystore.New()
+		t.Cleanup(func() { store.Close() })
+		g := newGuard(t, store, jwtguard.WithLeeway(time.Second), jwtguard.WithClock(clock))
+		for _, tok := range tokens {
+			if err := g.Revoke(context.Background(), tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return g
+	}
 	at := func(jti string, exp time.Time) jwt.MapClaims {
 		c := jwt.MapClaims{"sub": "alice", "iat": now.Unix(), "exp": exp.Unix()}
 		if jti != "" {
@@ -44,11 +54,6 @@ func FuzzMiddleware(f *testing.F) {
 
 	revoked := hs256(f, at("revoked-jti", live))
 	revokedNoJTI := hs256(f, at("", live))
-	for _, tok := range []string{revoked, revokedNoJTI} {
-		if err := g.Revoke(ctx, tok); err != nil {
-			f.Fatal(err)
-		}
-	}
 	tokens := []string{
 		revoked,
 		revokedNoJTI,
@@ -72,23 +77,26 @@ func FuzzMiddleware(f *testing.F) {
 	f.Add("Bearer", "token=")
 
 	f.Fuzz(func(t *testing.T, authorization, cookie string) {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		if authorization != "" {
-			r.Header["Authorization"] = strings.Split(authorization, "\n")
-		}
-		if cookie != "" {
-			r.Header["Cookie"] = []string{cookie}
-		}
-		passed := false
-		h := g.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { passed = true }))
-		res := serve(h, r)
-		if passed || res.code != http.StatusUnauthorized {
-			t.Fatalf("Authorization %q, Cookie %q: passed=%v, status %d; want 401", authorization, cookie, passed, res.code)
-		}
-		switch res.challenge {
-		case challengeMissing, challengeInvalid, challengeRevoked:
-		default:
-			t.Fatalf("WWW-Authenticate %q", res.challenge)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			g := newGuardRevoking(t, revoked, revokedNoJTI)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if authorization != "" {
+				r.Header["Authorization"] = strings.Split(authorization, "\n")
+			}
+			if cookie != "" {
+				r.Header["Cookie"] = []string{cookie}
+			}
+			passed := false
+			h := g.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { passed = true }))
+			res := serve(h, r)
+			if passed || res.code != http.StatusUnauthorized {
+				t.Fatalf("Authorization %q, Cookie %q: passed=%v, status %d; want 401", authorization, cookie, passed, res.code)
+			}
+			switch res.challenge {
+			case challengeMissing, challengeInvalid, challengeRevoked:
+			default:
+				t.Fatalf("WWW-Authenticate %q", res.challenge)
+			}
+		})
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -22,39 +23,29 @@ import (
 )
 
 // sessionEnv is where the session tests of issue 13 run: Guards sharing
-// one memorystore on a clock the test moves, or Guards each with its own
-// cached Store over one real Redis, on the real clock.
+// one memorystore inside a testing/synctest bubble, whose clock moves only
+// when the test moves it, or Guards each with its own cached Store over one
+// real Redis, on the real clock.
 type sessionEnv struct {
-	fake  bool
-	mu    sync.Mutex
-	base  time.Time // fake only
+	fake  bool // in a bubble
 	store func(t *testing.T) blocklist.Store
 	// for reading the layout
 	reader blocklist.ExpiryStore
 }
 
-// now is the time. The fake clock ticks a millisecond at each reading, as a
-// real one moves between two calls: a token minted before LogoutAll has an
-// earlier iat than the cutoff.
+// now is the time. In a bubble it moves a millisecond at each reading, as
+// a real clock moves between two calls: a token minted before LogoutAll
+// has an earlier iat than the cutoff.
 func (e *sessionEnv) now() time.Time {
-	if !e.fake {
-		return time.Now()
+	if e.fake {
+		time.Sleep(time.Millisecond)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.base = e.base.Add(time.Millisecond)
-	return e.base
+	return time.Now()
 }
 
-// advance moves the clock on by d (fake) or waits d (real).
+// advance moves the clock on by d: in a bubble at once, else in real time.
 func (e *sessionEnv) advance(d time.Duration) {
-	if !e.fake {
-		time.Sleep(d)
-		return
-	}
-	e.mu.Lock()
-	e.base = e.base.Add(d)
-	e.mu.Unlock()
+	time.Sleep(d)
 }
 
 // clock is the clock of a Guard whose clock is off by skew.
@@ -91,16 +82,23 @@ func (e *sessionEnv) eventually(t *testing.T, cond func() bool) bool {
 	return true
 }
 
+// inBubble runs test on Guards sharing one memorystore, inside a
+// testing/synctest bubble: the Store and the Guards read the bubble's clock.
+func inBubble(t *testing.T, test func(t *testing.T, e *sessionEnv)) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memorystore.New()
+		t.Cleanup(func() { mem.Close() })
+		e := &sessionEnv{fake: true, reader: mem}
+		e.store = func(*testing.T) blocklist.Store { return mem }
+		test(t, e)
+	})
+}
+
 // forEachEnv runs test on memorystore and over Redis with cached Stores.
 func forEachEnv(t *testing.T, test func(t *testing.T, e *sessionEnv)) {
 	t.Run("memorystore", func(t *testing.T) {
 		t.Parallel()
-		e := &sessionEnv{fake: true, base: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-		mem := memorystore.New(memorystore.WithClock(e.now))
-		t.Cleanup(func() { mem.Close() })
-		e.store = func(*testing.T) blocklist.Store { return mem }
-		e.reader = mem
-		test(t, e)
+		inBubble(t, test)
 	})
 	t.Run("redis+cached", func(t *testing.T) {
 		t.Parallel()

@@ -12,18 +12,7 @@ import (
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/jwtguard"
-	"github.com/jwtblocklist/blocklist/memorystore"
 )
-
-// fakeEnv is a sessionEnv on memorystore and a clock the test moves.
-func fakeEnv(t *testing.T) *sessionEnv {
-	e := &sessionEnv{fake: true, base: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	mem := memorystore.New(memorystore.WithClock(e.now))
-	t.Cleanup(func() { mem.Close() })
-	e.store = func(*testing.T) blocklist.Store { return mem }
-	e.reader = mem
-	return e
-}
 
 // Two copies of one refresh token (one jti) with different lifetimes: a
 // replay within the grace period answered by a Guard whose RefreshTTL
@@ -33,53 +22,54 @@ func fakeEnv(t *testing.T) *sessionEnv {
 // reuse, not a grace replay.
 func TestReviewGraceCopiesOfDifferentLife(t *testing.T) {
 	ctx := context.Background()
-	e := fakeEnv(t)
-	const grace = 10 * time.Second
-	long := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: 24 * time.Hour, GracePeriod: grace}, 0)
-	short := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour, GracePeriod: grace}, 0)
+	inBubble(t, func(t *testing.T, e *sessionEnv) {
+		const grace = 10 * time.Second
+		long := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: 24 * time.Hour, GracePeriod: grace}, 0)
+		short := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour, GracePeriod: grace}, 0)
 
-	p := newSession(t, long, "mallory")
-	pLong, err := long.Refresh(ctx, p.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pShort, err := short.Refresh(ctx, p.RefreshToken) // a replay within the window
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pShort.RefreshExpiresAt.Equal(pLong.RefreshExpiresAt) {
-		t.Fatal("the copies have the same exp; the test needs two lives")
-	}
-	// The long copy is exchanged, then the short one replayed well after
-	// the window: reuse.
-	e.advance(time.Second)
-	if _, err := long.Refresh(ctx, pLong.RefreshToken); err != nil {
-		t.Fatal(err)
-	}
-	e.advance(30 * time.Minute)
-	if _, err := short.Refresh(ctx, pShort.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
-		t.Errorf("short copy replayed 30 minutes after the long one's exchange: %v; want ErrRefreshReused", err)
-	}
+		p := newSession(t, long, "mallory")
+		pLong, err := long.Refresh(ctx, p.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pShort, err := short.Refresh(ctx, p.RefreshToken) // a replay within the window
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pShort.RefreshExpiresAt.Equal(pLong.RefreshExpiresAt) {
+			t.Fatal("the copies have the same exp; the test needs two lives")
+		}
+		// The long copy is exchanged, then the short one replayed well after
+		// the window: reuse.
+		e.advance(time.Second)
+		if _, err := long.Refresh(ctx, pLong.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		e.advance(30 * time.Minute)
+		if _, err := short.Refresh(ctx, pShort.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
+			t.Errorf("short copy replayed 30 minutes after the long one's exchange: %v; want ErrRefreshReused", err)
+		}
 
-	// The other order: the short copy is exchanged, the long copy comes
-	// after the short one's record would end (its life plus the pad): it
-	// must not be a first exchange again.
-	q := newSession(t, long, "mallory2")
-	qLong, err := long.Refresh(ctx, q.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qShort, err := short.Refresh(ctx, q.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := short.Refresh(ctx, qShort.RefreshToken); err != nil {
-		t.Fatal(err)
-	}
-	e.advance(2 * time.Hour)
-	if _, err := long.Refresh(ctx, qLong.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
-		t.Errorf("long copy presented after the short copy's exchange: %v; want ErrRefreshReused", err)
-	}
+		// The other order: the short copy is exchanged, the long copy comes
+		// after the short one's record would end (its life plus the pad): it
+		// must not be a first exchange again.
+		q := newSession(t, long, "mallory2")
+		qLong, err := long.Refresh(ctx, q.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qShort, err := short.Refresh(ctx, q.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := short.Refresh(ctx, qShort.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		e.advance(2 * time.Hour)
+		if _, err := long.Refresh(ctx, qLong.RefreshToken); !errors.Is(err, jwtguard.ErrRefreshReused) {
+			t.Errorf("long copy presented after the short copy's exchange: %v; want ErrRefreshReused", err)
+		}
+	})
 }
 
 // Session ids a foreign issuer (or anyone who can have one signed) crafts
@@ -110,22 +100,23 @@ func TestReviewCraftedSessionIDs(t *testing.T) {
 		{long[:len(long)-1] + "S", time.Hour, true},
 	} {
 		t.Run(tc.sid[max(0, len(tc.sid)-24):], func(t *testing.T) {
-			e := fakeEnv(t)
-			g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: 2 * time.Hour}, 0)
-			now := e.now()
-			tok := hs256(t, jwt.MapClaims{"sub": "eve", "sid": tc.sid, "iat": now.Unix(), "exp": now.Add(tc.life).Unix()})
-			if got := accepted(g, tok); got != tc.valid {
-				t.Fatalf("accepted %v before RevokeSession; want %v", got, tc.valid)
-			}
-			if err := g.RevokeSession(ctx, tc.sid); err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range []time.Duration{0, tc.life / 2, tc.life} {
-				e.advance(d - (e.now().Sub(now)))
-				if accepted(g, tok) {
-					t.Fatalf("accepted %v after RevokeSession", e.now().Sub(now))
+			inBubble(t, func(t *testing.T, e *sessionEnv) {
+				g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: 2 * time.Hour}, 0)
+				now := e.now()
+				tok := hs256(t, jwt.MapClaims{"sub": "eve", "sid": tc.sid, "iat": now.Unix(), "exp": now.Add(tc.life).Unix()})
+				if got := accepted(g, tok); got != tc.valid {
+					t.Fatalf("accepted %v before RevokeSession; want %v", got, tc.valid)
 				}
-			}
+				if err := g.RevokeSession(ctx, tc.sid); err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range []time.Duration{0, tc.life / 2, tc.life} {
+					e.advance(d - (e.now().Sub(now)))
+					if accepted(g, tok) {
+						t.Fatalf("accepted %v after RevokeSession", e.now().Sub(now))
+					}
+				}
+			})
 		})
 	}
 }
@@ -135,49 +126,51 @@ func TestReviewCraftedSessionIDs(t *testing.T) {
 // rounded down, never up onto the cutoff.
 func TestReviewSubMillisecondIatBeforeLogoutAll(t *testing.T) {
 	ctx := context.Background()
-	e := fakeEnv(t)
-	g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour}, 0)
-	if err := g.LogoutAll(ctx, "ivy"); err != nil {
-		t.Fatal(err)
-	}
-	// The layout gives the cutoff back: the entry ends MaxRefreshTTL plus
-	// twice MaxLeeway after it.
-	until, err := e.reader.RevokedUntil(ctx, "sub:ivy")
-	if err != nil || until.IsZero() {
-		t.Fatalf("RevokedUntil: %v, %v", until, err)
-	}
-	cutoffMs := until.Add(-jwtguard.MaxRefreshTTL - 2*jwtguard.MaxLeeway).UnixMilli()
-	tok := func(iat float64) string {
-		return hs256(t, jwt.MapClaims{"sub": "ivy", "iat": iat, "exp": time.UnixMilli(cutoffMs).Add(time.Minute).Unix()})
-	}
-	if accepted(g, tok(float64(cutoffMs)/1000-0.0003)) {
-		t.Error("a token with an iat 0.3 ms before the cutoff survives LogoutAll")
-	}
-	if !accepted(g, tok(float64(cutoffMs)/1000)) {
-		t.Error("a token issued at the cutoff (to the millisecond, as the Guard writes iat) is refused")
-	}
+	inBubble(t, func(t *testing.T, e *sessionEnv) {
+		g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour}, 0)
+		if err := g.LogoutAll(ctx, "ivy"); err != nil {
+			t.Fatal(err)
+		}
+		// The layout gives the cutoff back: the entry ends MaxRefreshTTL plus
+		// twice MaxLeeway after it.
+		until, err := e.reader.RevokedUntil(ctx, "sub:ivy")
+		if err != nil || until.IsZero() {
+			t.Fatalf("RevokedUntil: %v, %v", until, err)
+		}
+		cutoffMs := until.Add(-jwtguard.MaxRefreshTTL - 2*jwtguard.MaxLeeway).UnixMilli()
+		tok := func(iat float64) string {
+			return hs256(t, jwt.MapClaims{"sub": "ivy", "iat": iat, "exp": time.UnixMilli(cutoffMs).Add(time.Minute).Unix()})
+		}
+		if accepted(g, tok(float64(cutoffMs)/1000-0.0003)) {
+			t.Error("a token with an iat 0.3 ms before the cutoff survives LogoutAll")
+		}
+		if !accepted(g, tok(float64(cutoffMs)/1000)) {
+			t.Error("a token issued at the cutoff (to the millisecond, as the Guard writes iat) is refused")
+		}
+	})
 }
 
 // A grace replay after RevokeSession, or after a reuse revoked the
 // session, mints nothing.
 func TestReviewGraceReplayAfterRevokeSession(t *testing.T) {
 	ctx := context.Background()
-	e := fakeEnv(t)
-	g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour, GracePeriod: time.Minute}, 0)
-	p := newSession(t, g, "jack")
-	if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.RevokeSession(ctx, p.SessionID); err != nil {
-		t.Fatal(err)
-	}
-	before := g.SessionStats()
-	if q, err := g.Refresh(ctx, p.RefreshToken); !errors.Is(err, jwtguard.ErrRevoked) || q != nil {
-		t.Errorf("grace replay after RevokeSession: %v, pair %v; want ErrRevoked and none", err, q != nil)
-	}
-	if g.SessionStats() != before {
-		t.Errorf("stats moved: %+v -> %+v", before, g.SessionStats())
-	}
+	inBubble(t, func(t *testing.T, e *sessionEnv) {
+		g := e.guard(t, jwtguard.Sessions{AccessTTL: time.Minute, RefreshTTL: time.Hour, GracePeriod: time.Minute}, 0)
+		p := newSession(t, g, "jack")
+		if _, err := g.Refresh(ctx, p.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.RevokeSession(ctx, p.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		before := g.SessionStats()
+		if q, err := g.Refresh(ctx, p.RefreshToken); !errors.Is(err, jwtguard.ErrRevoked) || q != nil {
+			t.Errorf("grace replay after RevokeSession: %v, pair %v; want ErrRevoked and none", err, q != nil)
+		}
+		if g.SessionStats() != before {
+			t.Errorf("stats moved: %+v -> %+v", before, g.SessionStats())
+		}
+	})
 }
 
 // RFC 7519 section 4.1.2: a sub is unique only within its issuer. With a

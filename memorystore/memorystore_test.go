@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -35,62 +35,56 @@ func TestConformanceBusySweeper(t *testing.T) {
 	})
 }
 
-// clock is a manual clock for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 func TestExpiredEntriesAreRemoved(t *testing.T) {
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := memorystore.New(memorystore.WithClock(clk.Now), memorystore.WithSweepInterval(0))
-	defer s.Close()
-	ctx := context.Background()
-	for i := range 1000 {
-		exp := clk.Now().Add(time.Duration(i%10+1) * time.Minute)
-		if err := s.Revoke(ctx, fmt.Sprint("jti-", i), exp); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		s := memorystore.New(memorystore.WithSweepInterval(0))
+		defer s.Close()
+		ctx := context.Background()
+		for i := range 1000 {
+			exp := time.Now().Add(time.Duration(i%10+1) * time.Minute)
+			if err := s.Revoke(ctx, fmt.Sprint("jti-", i), exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Extend one entry: its first heap item must not delete it.
+		if err := s.Revoke(ctx, "jti-0", time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// Extend one entry: its first heap item must not delete it.
-	if err := s.Revoke(ctx, "jti-0", clk.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if n := s.Len(); n != 1000 {
-		t.Fatalf("Len() = %d, want 1000", n)
-	}
-	clk.Advance(5 * time.Minute)
-	if n := s.Len(); n != 501 {
-		t.Fatalf("Len() after 5 minutes = %d, want 501 (500 live and the extended one)", n)
-	}
-	clk.Advance(10 * time.Minute)
-	if n := s.Len(); n != 1 {
-		t.Fatalf("Len() after every short exp = %d, want 1", n)
-	}
-	if ok, _ := s.IsRevoked(ctx, "jti-0"); !ok {
-		t.Fatal("the extended entry was swept with its first exp")
-	}
+		if n := s.Len(); n != 1000 {
+			t.Fatalf("Len() = %d, want 1000", n)
+		}
+		time.Sleep(5 * time.Minute)
+		if n := s.Len(); n != 501 {
+			t.Fatalf("Len() after 5 minutes = %d, want 501 (500 live and the extended one)", n)
+		}
+		time.Sleep(10 * time.Minute)
+		if n := s.Len(); n != 1 {
+			t.Fatalf("Len() after every short exp = %d, want 1", n)
+		}
+		if ok, _ := s.IsRevoked(ctx, "jti-0"); !ok {
+			t.Fatal("the extended entry was swept with its first exp")
+		}
+	})
 }
 
+// The background sweeper removes an expired entry within one interval of
+// its exp, with no call to the Store.
 func TestBackgroundSweeper(t *testing.T) {
-	clk := &clock{now: time.Now()}
-	s := memorystore.New(memorystore.WithClock(clk.Now), memorystore.WithSweepInterval(5*time.Millisecond))
-	defer s.Close()
-	if err := s.Revoke(context.Background(), "a", clk.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(2 * time.Minute)
-	// Len sweeps by itself, so watch what the store holds instead.
-	deadline := time.Now().Add(5 * time.Second)
-	for memorystore.Held(s) != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := memorystore.Held(s); n != 0 {
-		t.Fatalf("the store holds %d entries after the sweeper ran, want 0", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const every = time.Minute
+		s := memorystore.New(memorystore.WithSweepInterval(every))
+		defer s.Close()
+		exp := time.Now().Add(every + time.Second)
+		if err := s.Revoke(context.Background(), "a", exp); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * every) // the sweep at 2*every is the first after exp
+		synctest.Wait()
+		// Len sweeps by itself, so look at what the store holds instead.
+		if n := memorystore.Held(s); n != 0 {
+			t.Fatalf("the store holds %d entries after the sweeper ran, want 0", n)
+		}
+	})
 }
 
 func TestClosed(t *testing.T) {
@@ -130,7 +124,7 @@ func BenchmarkVersusRaw(b *testing.B) {
 }
 
 func TestNilOptionIsIgnored(t *testing.T) {
-	s := memorystore.New(nil, memorystore.WithClock(nil), nil)
+	s := memorystore.New(nil, nil)
 	defer s.Close()
 	ctx := context.Background()
 	if err := s.Revoke(ctx, "a", time.Now().Add(time.Hour)); err != nil {
