@@ -53,7 +53,6 @@ type Store struct {
 	negativeTTL   int64 // nanoseconds
 	positiveTTL   int64 // nanoseconds
 	lookupTimeout time.Duration
-	clock         func() time.Time // nil means time.Now
 
 	misses, backendCalls, errors atomic.Uint64
 
@@ -203,7 +202,6 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 		negativeTTL:   int64(cfg.negativeTTL),
 		positiveTTL:   int64(cfg.positiveTTL),
 		lookupTimeout: cfg.lookupTimeout,
-		clock:         cfg.clock,
 
 		watchNegativeTTL: int64(cfg.watchNegativeTTL),
 		staleIfError:     int64(cfg.staleIfError),
@@ -214,7 +212,7 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 	if watcher != nil && !cfg.noWatch {
 		if cfg.replica {
 			s.scan = scanner
-			s.replica = memorystore.New(replicaClock(cfg.clock)...)
+			s.replica = memorystore.New()
 		}
 		s.startWatch(watcher)
 	}
@@ -236,9 +234,6 @@ func (s *Store) get(jti string, now int64, needEnd bool) (entry, bool) {
 // now reads the clock: once per check, since reading it costs about as much
 // as the cache lookup itself.
 func (s *Store) now() int64 {
-	if s.clock != nil {
-		return s.clock().UnixNano()
-	}
 	return time.Now().UnixNano()
 }
 

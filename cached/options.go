@@ -53,7 +53,6 @@ type config struct {
 	negativeTTL   time.Duration
 	positiveTTL   time.Duration
 	lookupTimeout time.Duration
-	clock         func() time.Time
 	errs          []error
 
 	noWatch          bool
@@ -137,19 +136,6 @@ func WithLookupTimeout(d time.Duration) Option {
 			return
 		}
 		c.lookupTimeout = d
-	}
-}
-
-// WithClock sets the clock the Store reads to expire its entries (default
-// time.Now). It is meant for tests; give the next Store the same clock.
-// A nil clock makes New return an error.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now == nil {
-			c.fail("WithClock(nil): clock must not be nil")
-			return
-		}
-		c.clock = now
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
-	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
 // WatchState is the state of a Store's watch of the next Store.
@@ -49,14 +48,6 @@ func (w WatchState) String() string {
 // watchRetry is the pause before calling Watch again after it returned an
 // error of its own (it retries connection failures by itself).
 const watchRetry = time.Second
-
-// replicaClock gives the replica the Store's clock, if one was set.
-func replicaClock(clock func() time.Time) []memorystore.Option {
-	if clock == nil {
-		return nil
-	}
-	return []memorystore.Option{memorystore.WithClock(clock)}
-}
 
 // startWatch starts the goroutine that watches w until Close.
 func (s *Store) startWatch(w blocklist.WatchStore) {

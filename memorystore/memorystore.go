@@ -28,7 +28,6 @@ const DefaultSweepInterval = time.Minute
 // Store is an in-memory blocklist.Store. It also implements
 // blocklist.ExpiryStore. The zero value is not usable: call New.
 type Store struct {
-	now        func() time.Time
 	closed     atomic.Bool
 	sweepEvery time.Duration
 	stop       chan struct{} // nil when no sweeper runs
@@ -42,16 +41,6 @@ type Store struct {
 
 // Option configures a Store.
 type Option func(*Store)
-
-// WithClock makes the Store read the time from now instead of time.Now.
-// Tests use it to expire entries without waiting.
-func WithClock(now func() time.Time) Option {
-	return func(s *Store) {
-		if now != nil {
-			s.now = now
-		}
-	}
-}
 
 // WithSweepInterval sets how often a background goroutine removes expired
 // entries (default DefaultSweepInterval). Zero starts no goroutine: expired
@@ -73,7 +62,6 @@ func WithSweepInterval(d time.Duration) Option {
 // with a message naming the option.
 func New(opts ...Option) *Store {
 	s := &Store{
-		now:        time.Now,
 		entries:    make(map[string]int64),
 		sweepEvery: DefaultSweepInterval,
 		log:        announcementLog{max: DefaultLogMaxLen, news: make(chan struct{})},
@@ -97,7 +85,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	if err := s.check(ctx, jti); err != nil {
 		return err
 	}
-	now := s.now()
+	now := time.Now()
 	if !exp.After(now) {
 		return nil
 	}
@@ -135,7 +123,7 @@ func (s *Store) revokedUntil(ctx context.Context, jti string) (int64, error) {
 	if err := s.check(ctx, jti); err != nil {
 		return 0, err
 	}
-	now := unixNano(s.now())
+	now := unixNano(time.Now())
 	s.mu.RLock()
 	exp, ok := s.entries[jti]
 	s.mu.RUnlock()
@@ -148,7 +136,7 @@ func (s *Store) revokedUntil(ctx context.Context, jti string) (int64, error) {
 // Len reports the number of live revocations. It removes expired entries
 // first, so its cost is O(expired).
 func (s *Store) Len() int {
-	now := unixNano(s.now())
+	now := unixNano(time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)
@@ -195,7 +183,7 @@ func (s *Store) sweepLoop(every time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			now := unixNano(s.now())
+			now := unixNano(time.Now())
 			s.mu.Lock()
 			s.sweepLocked(now)
 			s.mu.Unlock()

@@ -128,10 +128,10 @@ func (s *Store) CutWatches() (restore func()) {
 // Watch implements blocklist.WatchStore with an in-process log of the
 // revocations that change the store (a Revoke that does not extend a
 // revocation announces nothing), bounded by WithLogMaxLen. Event.Announced
-// is when the revocation was made, by the Store's clock. It waits on a
-// channel, so it costs nothing while idle, returns as soon as ctx is done,
-// and runs under testing/synctest. After Close it returns an error
-// wrapping blocklist.ErrClosed.
+// is when the revocation was made (time.Now). It waits on a channel, so it
+// costs nothing while idle, returns as soon as ctx is done, and runs under
+// testing/synctest. After Close it returns an error wrapping
+// blocklist.ErrClosed.
 func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	if fn == nil {
 		return errors.New("memorystore: watch: nil function")
@@ -192,7 +192,7 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 		news := l.news
 		s.mu.Unlock()
 
-		now := unixNano(s.now())
+		now := unixNano(time.Now())
 		for _, a := range batch {
 			if a.exp > now {
 				fn(blocklist.Event{Kind: blocklist.Revoked, JTI: a.jti, Exp: time.Unix(0, a.exp), Announced: time.Unix(0, a.at)})
@@ -225,7 +225,7 @@ func (s *Store) ScanRevoked(ctx context.Context, fn func(jti string, until time.
 	if s.closed.Load() {
 		return fmt.Errorf("memorystore: scan revoked: %w", blocklist.ErrClosed)
 	}
-	now := unixNano(s.now())
+	now := unixNano(time.Now())
 	s.mu.RLock()
 	live := make([]announcement, 0, len(s.entries))
 	for jti, exp := range s.entries {
