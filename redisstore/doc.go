@@ -227,12 +227,26 @@
 // only then must the watch start over. WithoutEvents turns announcements
 // off; WithStreamMaxLen sets the history kept.
 //
+// Counters alone cannot tell a stream from one made after it was deleted
+// or lost (entries trimmed unread can make up any difference), so a
+// watcher marks the stream it reads with a consumer group named
+// "blocklist-incarnation-" and 24 hex digits, created once per stream by
+// the first watcher that finds none (XGROUP CREATE <stream> <name> $
+// MKSTREAM, which makes the stream, empty, when it is missing), and
+// checks on every read that the group is still there: a stream deleted
+// and made again, however fast, has none. Nothing reads through these
+// groups and they hold no pending entries; a reader or writer in another
+// language ignores them and must not create or destroy groups with that
+// prefix. The watch therefore needs, besides reading, the right to run
+// XGROUP CREATE on the stream key.
+//
 // Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK, on a
 // connection of its own with its own deadlines (on Cluster, one per
 // master's stream, and their events merged: Lost when one is lost, Resumed
-// when every one lost has proved it missed nothing, Synced otherwise), so
-// it notices a broken link at the first failed read and a silent server
-// within WatchSilenceBound;
+// when every one lost has proved it missed nothing, Synced otherwise; on a
+// Ring, to the shard the ring routes the stream to), so it notices a
+// broken link at the first failed read and a silent server within
+// WatchSilenceBound;
 // ScanRevoked (blocklist.ScanStore) lists every live revocation with SCAN;
 // package cached uses both for its replica mode.
 //

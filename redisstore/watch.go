@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -41,16 +43,10 @@ const (
 	replayMargin = time.Second
 	// The backoff between attempts while the server cannot be reached.
 	minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
-	// zeroHoleBound is the longest a watch that has never seen the stream
-	// hold an entry may be away from it (server time between two of its
-	// reads, less the time its subscriber spent on events) and still take
-	// the stream's first entries for everything announced: entries-added
-	// cannot tell a stream from a later incarnation when the earlier one
-	// was made, announced on and deleted while the watch was away (a frozen
-	// link holds a read, or its reply, without a Lost if it thaws within
-	// WatchSilenceBound). Longer, the watch reports Synced when the stream
-	// appears. Normal turnaround is well under a millisecond.
-	zeroHoleBound = 50 * time.Millisecond
+	// markerPrefix begins the name of the consumer group that marks one
+	// incarnation of the stream (see cursor.marker and the package
+	// documentation, "Announcements"). Nothing reads through it.
+	markerPrefix = "blocklist-incarnation-"
 )
 
 // streamID is the id of a stream entry, "ms-seq".
@@ -98,15 +94,18 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // Watch implements blocklist.WatchStore by reading the stream every
 // Revoke announces on (see the package documentation, "Announcements").
 //
-// On a single server and on Cluster it reads through a connection of its
-// own (on Cluster one per master, to each master's stream, merging their
-// events as the package documentation describes), dialled with the client's address,
-// credentials, TLS and dialer but with no retries and its own deadlines, so
-// the first failed read or write is reported as Lost at once and a server
-// that stops answering is reported within WatchSilenceBound, whatever the
-// client's retry and timeout settings. On a Ring it reads through the
-// client itself, with the client's retries. It returns within about a
-// quarter second once ctx is done.
+// It reads through a connection of its own (on Cluster one per master, to
+// each master's stream, merging their events as the package documentation
+// describes; on a Ring to the shard the ring routes the stream to),
+// dialled with the client's address, credentials, TLS and dialer but with
+// no retries and its own deadlines, so the first failed read or write is
+// reported as Lost at once and a server that stops answering is reported
+// within WatchSilenceBound, whatever the client's retry and timeout
+// settings. On a Ring it also checks before each read that the ring still
+// routes the stream to that shard (a ring that marked a shard down sends
+// the stream's writes elsewhere), and reports Lost when not; announcements
+// made on another shard and moved back between two reads are not seen. It
+// returns within about a quarter second once ctx is done.
 //
 // It starts a second before the stream's last entry (announcements seen
 // twice are harmless; see blocklist.Revoked) and reports Synced. It then
@@ -116,15 +115,22 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // counters. Each snapshot that reaches the end of the stream proves that
 // nothing was missed: the stream's entries-added must equal the count it
 // had at the last proof plus the entries delivered since, its last id must
-// not have gone back, and the stream must exist if it ever held an entry.
-// Any entry trimmed (MAXLEN) or deleted before it was read, a stream deleted
-// and made again, a Redis that lost its data in a restart, or a failover to
-// a replica that lacks announcements, breaks one of these; the watch then
-// starts over and reports Synced. When a read fails it reports Lost,
-// retries with a backoff of 50 ms doubling to 1 s, and reports Resumed
-// only once a snapshot proved that every announcement made meanwhile was
-// delivered; a watch that had never seen the stream hold an entry cannot
-// prove that, and reports Synced instead.
+// not have gone back, the oldest entry the stream holds must not be past
+// the last one delivered (nothing unread was trimmed), and the stream must
+// be the same incarnation: it carries the consumer group that marks it
+// (created by the first watch that finds none, with MKSTREAM when the
+// stream is missing), which no other stream has. Any entry trimmed (MAXLEN)
+// or deleted before it was read, a stream deleted and made again at any
+// speed, a Redis that lost its data or rolled back in a restart, or a
+// failover to a replica that lacks announcements, breaks one of these;
+// the watch then starts over and reports Synced. When a read fails it
+// reports Lost, retries with a backoff of 50 ms doubling to 1 s, and
+// reports Resumed only once a snapshot proved that every announcement made
+// meanwhile was delivered.
+//
+// Besides reading, the watch writes once per incarnation of the stream:
+// XGROUP CREATE with MKSTREAM. A user whose ACL forbids it cannot watch:
+// each attempt fails and is reported Lost.
 func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	switch {
 	case s == nil || s.client == nil:
@@ -147,14 +153,6 @@ func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 // watchStream is Watch on one stream, s.stream.
 func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error {
 	var cur cursor
-	// Time spent by the subscriber (a replica's load after Synced) is not
-	// time the watch was away from the stream.
-	inner := fn
-	fn = func(ev blocklist.Event) {
-		t := time.Now()
-		inner(ev)
-		cur.cb += time.Since(t)
-	}
 	var (
 		conn     redis.Cmdable // nil until dialled, and after a failure
 		closeFn  func()
@@ -175,6 +173,8 @@ func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error
 		var err error
 		if conn == nil {
 			conn, closeFn, err = s.watchConn(ctx)
+		} else {
+			err = s.checkRoute(conn)
 		}
 		switch {
 		case err != nil:
@@ -219,12 +219,6 @@ func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error
 		if !lost {
 			lost = true
 			fn(blocklist.Event{Kind: blocklist.Lost})
-			if cur.ordinal+cur.counted == 0 {
-				// Never saw the stream hold an entry: it may have been
-				// made and lost again while the watch was away, so no
-				// snapshot could prove a gap empty.
-				synced = false
-			}
 		}
 		caughtUp = false
 		backoff = min(max(2*backoff, minBackoff), maxBackoff)
@@ -244,32 +238,21 @@ type cursor struct {
 	anchor  streamID // the stream's last id at the last proof
 	ordinal int64    // the stream's entries-added at the last proof
 	counted int64    // entries after anchor delivered since the last proof
-
-	// While ordinal and counted are 0 (the watch never saw the stream hold
-	// an entry): zeroTo is the server time up to which it watched without
-	// a hole, cb the subscriber's time since, and unsure whether a hole
-	// longer than zeroHoleBound came first (see zeroHoleBound).
-	zeroTo time.Time
-	cb     time.Duration
-	unsure bool
-}
-
-// zero reports whether the watch never saw the stream hold an entry.
-func (cur *cursor) zero() bool { return cur.ordinal == 0 && cur.counted == 0 }
-
-// zeroRead notes a read of a watch in zero state that reached the server
-// at from and watched until to (server times).
-func (cur *cursor) zeroRead(from, to time.Time) {
-	if !cur.zeroTo.IsZero() && from.Sub(cur.zeroTo)-cur.cb > zeroHoleBound {
-		cur.unsure = true
-	}
-	cur.zeroTo, cur.cb = to, 0
+	// marker names the consumer group that marks the incarnation of the
+	// stream the cursor belongs to. Counters alone cannot tell a stream
+	// from another one made after it was deleted or lost (entries trimmed
+	// unread can make up any difference in entries-added), and a stream
+	// made, announced on and deleted while the watch was away leaves no
+	// counter at all; a group exists only in the incarnation it was
+	// created in.
+	marker string
 }
 
 // watchConn returns what a watch reads through, and how to close it: a
 // client of its own with a single connection, no retries and the watch's
-// deadlines, to the server (or the master owning the stream on Cluster).
-// On a Ring, or any other client, it is the Store's client itself.
+// deadlines, to the server (the master owning the stream on Cluster, the
+// shard the Ring routes it to). For any other client, it is the Store's
+// client itself.
 func (s *Store) watchConn(ctx context.Context) (redis.Cmdable, func(), error) {
 	var opts *redis.Options
 	switch c := s.client.(type) {
@@ -283,11 +266,43 @@ func (s *Store) watchConn(ctx context.Context) (redis.Cmdable, func(), error) {
 			return nil, nil, err
 		}
 		opts = node.Options()
+	case *redis.Ring:
+		node, err := c.GetShardClientForKey(s.stream)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = node.Options()
 	default:
 		return s.client, nil, nil
 	}
 	c := redis.NewClient(watchOptions(opts))
 	return c, func() { _ = c.Close() }, nil
+}
+
+// errRerouted is the failure a watch reports when its Ring routes the
+// stream to another shard than the one it reads.
+var errRerouted = errors.New("the ring routes the stream to another shard")
+
+// checkRoute returns errRerouted when the Store's client is a Ring that no
+// longer routes the stream to the shard c reads from. Elsewhere a stream
+// that moves (a Cluster slot migrated) answers MOVED on c.
+func (s *Store) checkRoute(c redis.Cmdable) error {
+	ring, ok := s.client.(*redis.Ring)
+	if !ok {
+		return nil
+	}
+	own, ok := c.(*redis.Client)
+	if !ok {
+		return nil
+	}
+	node, err := ring.GetShardClientForKey(s.stream)
+	if err != nil {
+		return err
+	}
+	if node.Options().Addr != own.Options().Addr {
+		return errRerouted
+	}
+	return nil
 }
 
 // watchOptions are the options of a watch's own client: where and how to
@@ -324,25 +339,39 @@ func watchOptions(o *redis.Options) *redis.Options {
 
 // startCursor returns where a watch starts: replayMargin before the
 // stream's last entry, or its beginning when there is none, with the
-// stream's last id and entries-added as the first proof. A missing stream
-// starts at 0-0 with nothing proved.
+// stream's last id and entries-added as the first proof, and the group
+// that marks the stream's incarnation. A stream without one (or missing)
+// gets one, created with MKSTREAM; the counters are read in the same
+// MULTI/EXEC as the marker was found or made, so they belong to its
+// incarnation.
 func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error) {
 	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
 	defer cancel()
 	pipe := c.TxPipeline()
 	xinfo := pipe.XInfoStream(rctx, s.stream)
-	tm := pipe.Time(rctx)
+	groups := pipe.XInfoGroups(rctx, s.stream)
 	_, _ = pipe.Exec(rctx)
-	now, err := tm.Result()
-	if err != nil {
-		return cursor{}, err
-	}
 	info, err := xinfo.Result()
-	if isNoSuchKey(err) {
-		return cursor{zeroTo: now}, nil
-	}
-	if err != nil {
+	var marker string
+	switch {
+	case isNoSuchKey(err):
+	case err != nil:
 		return cursor{}, err
+	default:
+		list, err := groups.Result()
+		if err != nil {
+			return cursor{}, err
+		}
+		for _, g := range list {
+			if strings.HasPrefix(g.Name, markerPrefix) && (marker == "" || g.Name < marker) {
+				marker = g.Name
+			}
+		}
+	}
+	if marker == "" {
+		if marker, info, err = s.markStream(rctx, c); err != nil {
+			return cursor{}, err
+		}
 	}
 	last, err := parseStreamID(info.LastGeneratedID)
 	if err != nil {
@@ -361,11 +390,30 @@ func (s *Store) startCursor(ctx context.Context, c redis.Cmdable) (cursor, error
 	case pos.less(first.prev()):
 		pos = first.prev()
 	}
-	cur := cursor{pos: pos, anchor: last, ordinal: info.EntriesAdded}
-	if cur.zero() {
-		cur.zeroTo = now
+	return cursor{pos: pos, anchor: last, ordinal: info.EntriesAdded, marker: marker}, nil
+}
+
+// markStream creates a consumer group of a new random name on the stream
+// (and the stream, empty, if it is missing) and returns its name with the
+// stream's counters read in the same MULTI/EXEC. Two watches that mark one
+// incarnation at once make two groups; each keeps its own, and later ones
+// take the least name.
+func (s *Store) markStream(ctx context.Context, c redis.Cmdable) (string, *redis.XInfoStream, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	marker := markerPrefix + hex.EncodeToString(b[:])
+	pipe := c.TxPipeline()
+	create := pipe.XGroupCreateMkStream(ctx, s.stream, marker, "$")
+	xinfo := pipe.XInfoStream(ctx, s.stream)
+	_, _ = pipe.Exec(ctx)
+	if err := create.Err(); err != nil {
+		return "", nil, fmt.Errorf("mark the stream (XGROUP CREATE %s %s $ MKSTREAM): %w", s.stream, marker, err)
 	}
-	return cur, nil
+	info, err := xinfo.Result()
+	if err != nil {
+		return "", nil, err
+	}
+	return marker, info, nil
 }
 
 // waitRead waits up to watchBlock for entries after cur.pos and delivers
@@ -374,32 +422,9 @@ func (s *Store) waitRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn f
 	rctx, cancel := context.WithTimeout(ctx, watchBlock+WatchSilenceBound)
 	defer cancel()
 	args := &redis.XReadArgs{Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: watchBlock}
-	if !cur.zero() {
-		streams, err := c.XRead(rctx, args).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		_, err = deliver(streams, cur, fn)
-		return err
-	}
-	// Never saw an entry: note when the read reached the server (TIME
-	// just before it, in one write), to find holes (see zeroHoleBound).
-	pipe := c.Pipeline()
-	tm := pipe.Time(rctx)
-	xread := pipe.XRead(rctx, args)
-	_, _ = pipe.Exec(rctx)
-	from, err := tm.Result()
-	if err != nil {
-		return err
-	}
-	streams, err := xread.Result()
+	streams, err := c.XRead(rctx, args).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
-	}
-	if len(streams) == 0 {
-		cur.zeroRead(from, from.Add(watchBlock))
-	} else {
-		cur.zeroRead(from, from)
 	}
 	_, err = deliver(streams, cur, fn)
 	return err
@@ -408,24 +433,19 @@ func (s *Store) waitRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn f
 // snapshotRead reads the entries after cur.pos, at most watchBatch, and
 // the stream's counters in one MULTI/EXEC, delivers the entries, and
 // reports whether it reached the end of the stream (done) and whether
-// announcements were lost before this watch read them (gap). A snapshot
-// that is done and finds no gap is a proof: cur's anchor moves to the
-// stream's last id.
+// announcements were lost before this watch read them (gap), or the stream
+// is no longer the incarnation cur.marker marks. A snapshot that is done
+// and finds no gap is a proof: cur's anchor moves to the stream's last id.
 func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, fn func(blocklist.Event)) (done, gap bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
 	defer cancel()
 	pipe := c.TxPipeline()
 	xread := pipe.XRead(rctx, &redis.XReadArgs{Streams: []string{s.stream, cur.pos.String()}, Count: watchBatch, Block: -1})
 	xinfo := pipe.XInfoStream(rctx, s.stream)
-	tm := pipe.Time(rctx)
+	// Answers NOGROUP unless the stream is the incarnation cur.marker
+	// marks (and exists).
+	mark := pipe.XPending(rctx, s.stream, cur.marker)
 	_, _ = pipe.Exec(rctx)
-	if cur.zero() {
-		now, err := tm.Result()
-		if err != nil {
-			return false, false, err
-		}
-		cur.zeroRead(now, now)
-	}
 
 	streams, err := xread.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -439,10 +459,15 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	info, err := xinfo.Result()
 	switch {
 	case isNoSuchKey(err):
-		// No stream: nothing was ever announced, or it was deleted (or
-		// lost with the server's data) with entries this watch had read or
-		// counted on.
-		return true, cur.ordinal+cur.counted > 0, nil
+		// No stream: the watch made or found it, so it was deleted, or
+		// lost with the server's data.
+		return true, true, nil
+	case err != nil:
+		return false, false, err
+	}
+	switch err := mark.Err(); {
+	case isNoGroup(err):
+		return true, true, nil // another incarnation
 	case err != nil:
 		return false, false, err
 	}
@@ -453,29 +478,28 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	if last.less(cur.anchor) {
 		return true, true, nil // a new stream, younger than the one proved
 	}
-	if cur.unsure && info.EntriesAdded > 0 {
-		// Never saw an entry, and was away long enough for a stream to be
-		// made, announced on and deleted unseen before this one.
-		return true, true, nil
+	// Signs that Redis removed entries after the ones read (and after the
+	// replay of a start) before this watch read them. The count below
+	// would catch them too, but not a restart that rolled the stream back
+	// to an older state of the same incarnation and then took as many
+	// entries, trimmed unread, as it had lost. An oldest entry past the
+	// position can also mean that only entries already read were trimmed,
+	// with the watch MAXLEN entries behind: it then starts over too.
+	after := from
+	if after.less(cur.anchor) {
+		after = cur.anchor
+	}
+	if first, ok := firstEntry(info); ok && after != (streamID{}) && after.less(first.prev()) {
+		return true, true, nil // trimmed (MAXLEN) before being read
+	}
+	if deleted, err := parseStreamID(info.MaxDeletedEntryID); err == nil && after.less(deleted) {
+		return true, true, nil // deleted (XDEL) before being read
 	}
 	if n >= watchBatch {
-		// More to read before the proof; meanwhile, early signs that
-		// Redis removed entries after the ones read (and after the replay
-		// of a start) save reading the rest.
-		after := from
-		if after.less(cur.anchor) {
-			after = cur.anchor
-		}
-		if first, ok := firstEntry(info); ok && after.less(first.prev()) {
-			return true, true, nil // trimmed (MAXLEN) before being read
-		}
-		if deleted, err := parseStreamID(info.MaxDeletedEntryID); err == nil && after.less(deleted) {
-			return true, true, nil // deleted (XDEL) before being read
-		}
-		return false, false, nil
+		return false, false, nil // more to read before the proof
 	}
 	// The proof: every entry added since the anchor was delivered. Fewer
-	// entries ever added than that means another stream; more, entries
+	// entries ever added than that means a rollback; more, entries
 	// removed before they were read.
 	if info.EntriesAdded != cur.ordinal+cur.counted {
 		return true, true, nil
@@ -519,6 +543,13 @@ func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (in
 		}
 	}
 	return n, nil
+}
+
+// isNoGroup reports whether err is Redis's NOGROUP error: the stream or
+// the consumer group does not exist.
+func isNoGroup(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOGROUP")
 }
 
 // isNoSuchKey reports whether err is Redis's answer to XINFO STREAM on a
