@@ -10,11 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/internal/expiry"
-	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
 // Store is a blocklist.Store that answers from a local LRU cache and asks
@@ -46,7 +44,10 @@ type Store struct {
 	hits      atomic.Uint64 // updated under mu; atomic so Stats takes no lock
 	evictions atomic.Uint64
 
-	group singleflight.Group
+	// flights are the lookups in flight that a miss may share, by id
+	// (lookup.go).
+	flightsMu sync.Mutex
+	flights   map[string]*flight
 
 	obs *observer // metrics and logs; see metrics.go
 
@@ -77,19 +78,13 @@ type Store struct {
 	// Stale-if-error (WithStaleIfError). staleFrom is when the watch was
 	// lost after being live (unix nanoseconds; 0 while no stale answer may
 	// be given), staleGen the generation of the "not revoked" answers then
-	// complete, staleReplica whether the replica was complete then.
+	// complete.
 	staleIfError int64 // nanoseconds; 0 is off
 	staleFrom    atomic.Int64
 	staleGen     atomic.Uint32
-	staleReplica atomic.Bool
 	staleAnswers atomic.Uint64
 
-	// The replica (replica mode only): every live revocation, answered
-	// while replicaReady.
-	replica      *memorystore.Store
-	scan         blocklist.ScanStore
-	replicaReady atomic.Bool
-	replicaLoads atomic.Uint64
+	replica *replica // replica mode only (replica.go); nil otherwise
 }
 
 // entry is one cached answer. It is small and holds no pointer, so the
@@ -199,6 +194,7 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 	s := &Store{
 		next:          next,
 		lru:           lru,
+		flights:       make(map[string]*flight),
 		negativeTTL:   int64(cfg.negativeTTL),
 		positiveTTL:   int64(cfg.positiveTTL),
 		lookupTimeout: cfg.lookupTimeout,
@@ -211,8 +207,7 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 	s.expiry, _ = next.(blocklist.ExpiryStore)
 	if watcher != nil && !cfg.noWatch {
 		if cfg.replica {
-			s.scan = scanner
-			s.replica = memorystore.New()
+			s.replica = newReplica(scanner)
 		}
 		s.startWatch(watcher)
 	}
@@ -270,21 +265,40 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 		s.distrust(jti)
 		return err
 	}
-	until, now := unixNano(exp), s.now()
-	if until <= now {
-		return nil // nothing was stored: the token is dead anyway
-	}
-	s.mu.Lock()
-	s.putRevokedLocked(jti, until, now)
-	s.revokes++
-	s.mu.Unlock()
-	if s.replica != nil {
-		_ = s.replica.Revoke(context.Background(), jti, exp)
-	}
-	// A lookup of jti already in flight may have read the next Store before
-	// this revocation; later checks must not share its answer.
-	s.group.Forget(jti)
+	s.record(jti, exp, fromRevoke)
 	return nil
+}
+
+// source says how this Store learned of a revocation (see record).
+type source int
+
+const (
+	fromRevoke     source = iota // exp may be below the revocation's end
+	fromRevokeOnce               // RevokeOnce made the only revocation: exp is its end
+	fromWatch                    // the watch announced it
+)
+
+// record notes a revocation of jti until exp, learned from src: in the
+// cache, where a revocation heard by the watch goes only outside replica
+// mode (the replica holds those); in the replica; and as a reason for the
+// lookups of jti in flight not to cache a "not revoked" answer (see
+// Store.revokes) nor to be shared by later checks, since they may have read
+// the next Store before it.
+func (s *Store) record(jti string, exp time.Time, src source) {
+	now := s.now()
+	if until := unixNano(exp); until > now {
+		s.mu.Lock()
+		switch {
+		case src == fromRevokeOnce:
+			s.putLocked(jti, entry{until: until, revoked: true}, now)
+		case src == fromRevoke || s.replica == nil:
+			s.putRevokedLocked(jti, until, now)
+		}
+		s.revokes++
+		s.mu.Unlock()
+		s.replica.apply(jti, exp)
+	}
+	s.forget(jti)
 }
 
 // distrust drops the cached "not revoked" answer for jti, if any, and keeps
@@ -297,41 +311,24 @@ func (s *Store) distrust(jti string) {
 	}
 	s.revokes++
 	s.mu.Unlock()
-	s.group.Forget(jti)
+	s.forget(jti)
 }
 
 // IsRevoked reports whether jti is revoked, from memory when it can. A "not
 // revoked" answer may be as stale as "How stale an answer can be" in the
 // package documentation allows; a "revoked" answer is kept until the
 // revocation ends, and turns false on time. On a miss it asks the next
-// Store, sharing the lookup with concurrent misses on the same id. Errors
-// are never cached: an error from the next Store is returned as is, and the
-// next check asks again. A caller whose context ends while waiting gets an
-// error wrapping ctx.Err().
+// Store, sharing the lookup with concurrent misses on the same id, single
+// or batched. Errors are never cached: an error from the next Store is
+// returned as is, and the next check asks again. A caller whose context
+// ends while waiting gets an error wrapping ctx.Err().
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if err := check(ctx, jti); err != nil {
 		return false, err
 	}
-	if s.replicaReady.Load() {
-		until, err := s.replica.RevokedUntil(ctx, jti)
-		s.hits.Add(1)
-		return !until.IsZero(), err
-	}
-	now := s.now()
-	if e, ok := s.get(jti, now, false); ok {
-		return e.revoked, nil
-	}
-	if e, ok := s.stale(ctx, jti, now); ok {
-		return e.revoked, nil
-	}
-	e, err := s.lookup(ctx, jti, now)
-	if err != nil {
-		if e, ok := s.stale(ctx, jti, now); ok {
-			return e.revoked, nil
-		}
-		return false, err
-	}
-	return e.revoked && now < e.until, nil
+	ids, until := [1]string{jti}, [1]time.Time{}
+	err := s.answer(ctx, ids[:], until[:], false)
+	return err == nil && !until[0].IsZero(), err
 }
 
 // RevokedUntil reports when the revocation of jti ends, or the zero Time
@@ -347,32 +344,68 @@ func (s *Store) RevokedUntil(ctx context.Context, jti string) (time.Time, error)
 	if err := check(ctx, jti); err != nil {
 		return time.Time{}, err
 	}
-	if s.replicaReady.Load() {
-		s.hits.Add(1)
-		return s.replica.RevokedUntil(ctx, jti)
+	ids, until := [1]string{jti}, [1]time.Time{}
+	if err := s.answer(ctx, ids[:], until[:], true); err != nil {
+		return time.Time{}, err
+	}
+	return until[0], nil
+}
+
+// answer is every check, single or batched: it sets until[i] to when the
+// revocation of jtis[i] ends (the zero Time: not revoked), from the
+// replica while it is ready, else from the cache or stale-if-error's
+// window, else from a lookup (lookup.go). It is the one place that chooses
+// among them. needEnd asks for the revocation's end; without it, a cached
+// lower bound of the end will do (IsRevoked asks only whether there is
+// one).
+func (s *Store) answer(ctx context.Context, jtis []string, until []time.Time, needEnd bool) error {
+	if s.replica.serves() {
+		s.hits.Add(uint64(len(jtis)))
+		return s.replica.answer(ctx, jtis, until)
 	}
 	now := s.now()
-	e, ok := s.get(jti, now, true)
-	if !ok {
-		e, ok = s.stale(ctx, jti, now)
-	}
-	if !ok {
-		var err error
-		if e, err = s.lookup(ctx, jti, now); err != nil {
-			var stale bool
-			if e, stale = s.stale(ctx, jti, now); !stale {
-				return time.Time{}, err
-			}
+	// The indexes of the ids not in memory; a token's id, session and
+	// subject fit without allocating.
+	var small [4]int
+	missed := small[:0]
+	for i, jti := range jtis {
+		e, ok := s.get(jti, now, needEnd)
+		if !ok {
+			e, ok = s.stale(ctx, jti, now)
 		}
+		if !ok {
+			missed = append(missed, i)
+			continue
+		}
+		until[i] = end(e, now)
 	}
+	if len(missed) == 0 {
+		return nil
+	}
+	ids, out := make([]string, len(missed)), make([]entry, len(missed))
+	for k, i := range missed {
+		ids[k] = jtis[i]
+	}
+	if err := s.lookup(ctx, ids, now, out); err != nil {
+		return err
+	}
+	for k, i := range missed {
+		until[i] = end(out[k], now)
+	}
+	return nil
+}
+
+// end is what RevokedUntil reports for the entry e at now.
+func end(e entry, now int64) time.Time {
 	if !e.revoked || now >= e.until {
-		return time.Time{}, nil
+		return time.Time{}
 	}
-	return time.Unix(0, e.until), nil
+	return time.Unix(0, e.until)
 }
 
 // Stats returns the counters of the Store. It is cheap: atomic loads, and
 // in replica mode the replica's size under its read lock.
+
 func (s *Store) Stats() Stats {
 	st := Stats{
 		Hits:         s.hits.Load(),
@@ -383,168 +416,15 @@ func (s *Store) Stats() Stats {
 		Watch:        WatchState(s.state.Load()),
 		WatchEvents:  s.watchEvents.Load(),
 		WatchSyncs:   s.watchSyncs.Load(),
-		ReplicaLoads: s.replicaLoads.Load(),
-		ReplicaReady: s.replicaReady.Load(),
-	}
-	if s.replica != nil {
-		st.ReplicaSize = s.replica.Len()
+		ReplicaSize:  s.replica.size(),
+		ReplicaLoads: s.replica.loadCount(),
+		ReplicaReady: s.replica.serves(),
 	}
 	if from, ok := s.staleWindow(s.now()); ok {
 		st.StaleSince = time.Unix(0, from)
 	}
 	st.StaleAnswers = s.staleAnswers.Load()
 	return st
-}
-
-// lookup asks the next Store about jti, sharing one call among concurrent
-// misses, and caches the answer. now is the caller's reading of the clock,
-// taken before the call: a "not revoked" entry then expires its TTL
-// (negativeEntry) after a moment that precedes the read in the next Store,
-// which keeps the staleness bound.
-func (s *Store) lookup(ctx context.Context, jti string, now int64) (entry, error) {
-	s.misses.Add(1)
-	if st := WatchState(s.state.Load()); st == WatchStarting || st == WatchLost {
-		// The watch is not live: this answer must come from a read made
-		// after the call began, not from a lookup already in flight, which
-		// may have read the next Store before a revocation this Store has
-		// not heard of.
-		return s.fetchOwn(ctx, jti, now, st)
-	}
-	lost := s.lostSignal()
-	// The lookup runs in its own goroutine, detached from the caller's
-	// cancellation: one caller giving up must not fail the others sharing
-	// it. WithLookupTimeout bounds it instead.
-	ch := s.group.DoChan(jti, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lookupTimeout)
-		defer cancel()
-		return s.fetch(lctx, jti, now)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return entry{}, r.Err
-		}
-		e := r.Val.(entry)
-		if !e.revoked && e.gen != s.gen.Load() {
-			// The shared lookup began before the watch was lost or
-			// resynced (possibly long before this call: a read held by a
-			// frozen link), so its "not revoked" may predate revocations
-			// this Store never heard of: read again, for this caller.
-			return s.fetchOwn(ctx, jti, now, WatchState(s.state.Load()))
-		}
-		return e, nil
-	case <-ctx.Done():
-		return entry{}, fmt.Errorf("cached: %w", ctx.Err())
-	case <-lost.Done():
-		return entry{}, errLookupAbandoned
-	}
-}
-
-// fetchOwn makes a lookup for this caller alone, under its context, bounded
-// by WithLookupTimeout and, while the watch (in state st) is lost, by
-// LostLookupTimeout.
-func (s *Store) fetchOwn(ctx context.Context, jti string, now int64, st WatchState) (entry, error) {
-	timeout := s.lookupTimeout
-	if st == WatchLost {
-		timeout = min(timeout, LostLookupTimeout)
-	}
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return bounded(lctx, func(ctx context.Context) (entry, error) {
-		return s.fetch(ctx, jti, now)
-	})
-}
-
-// bounded calls f under ctx and returns its error, or an error wrapping
-// ctx.Err() as soon as ctx is done even if f has not returned: a next
-// Store may not honour its context (a go-redis client without
-// ContextTimeoutEnabled waits for its own ReadTimeout), and a check must
-// not wait for it. f then finishes in the background, its result dropped.
-func bounded[T any](ctx context.Context, f func(ctx context.Context) (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f(ctx)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("cached: %w", ctx.Err())
-	}
-}
-
-// fetch makes one lookup in the next Store and caches its answer.
-func (s *Store) fetch(ctx context.Context, jti string, now int64) (entry, error) {
-	s.backendCalls.Add(1)
-	defer s.obs.backendCall(time.Now())
-	s.mu.Lock()
-	revokes := s.revokes
-	s.mu.Unlock()
-	negative := s.negativeEntry(now)
-	var e entry
-	if s.expiry != nil {
-		until, err := s.expiry.RevokedUntil(ctx, jti)
-		if err != nil {
-			s.errors.Add(1)
-			return entry{}, err
-		}
-		if until.IsZero() {
-			e = negative
-		} else {
-			e = entry{until: unixNano(until), revoked: true}
-		}
-	} else {
-		revoked, err := s.next.IsRevoked(ctx, jti)
-		if err != nil {
-			s.errors.Add(1)
-			return entry{}, err
-		}
-		if revoked {
-			e = entry{until: sat(now, s.positiveTTL), revoked: true}
-		} else {
-			e = negative
-		}
-	}
-	return s.fill(jti, e, now, revokes), nil
-}
-
-// negativeEntry returns the "not revoked" entry a lookup starting at now
-// would cache: kept for WatchNegativeTTL while the watch is live, for
-// NegativeTTL without a watch, and not at all (until == now) while a watch
-// is starting or lost. The generation is read before the state: the watch
-// writes them in the other order, so a lookup never pairs a new state with
-// an old generation.
-func (s *Store) negativeEntry(now int64) entry {
-	gen := s.gen.Load()
-	switch WatchState(s.state.Load()) {
-	case WatchOff:
-		return entry{until: sat(now, s.negativeTTL), gen: gen}
-	case WatchLive:
-		return entry{until: sat(now, s.watchNegativeTTL), gen: gen}
-	}
-	return entry{until: now, gen: gen}
-}
-
-// fill caches e, the answer of a lookup that started at now when the
-// count of local revocations was revokes, and returns the entry to answer
-// with. A "not revoked" answer is not cached when a revocation was recorded
-// here, or the watch changed generation, since the lookup started.
-func (s *Store) fill(jti string, e entry, now int64, revokes uint64) entry {
-	if e.until <= now {
-		return e // already stale (a TTL of 0, or a revocation just ending)
-	}
-	s.mu.Lock()
-	if e.revoked || s.revokes == revokes && e.gen == s.gen.Load() {
-		e = s.putLocked(jti, e, now)
-	}
-	s.mu.Unlock()
-	return e
 }
 
 // putRevokedLocked caches that jti is revoked at least until until, an exp

@@ -37,8 +37,10 @@
 //     the local entry updated, to the later of the old and new exp.
 //   - Errors are never cached: a failed lookup leaves nothing behind and
 //     the next check asks again, so an outage leaves no stale answer.
-//   - Concurrent misses on one id make a single lookup (singleflight). It
-//     runs detached from any one caller's cancellation, bounded by
+//   - Concurrent misses on one id make a single lookup (singleflight),
+//     whether they come from IsRevoked, RevokedUntil or RevokedUntilEach;
+//     a batch reads the ids no lookup in flight covers in one call. A
+//     lookup runs detached from any one caller's cancellation, bounded by
 //     WithLookupTimeout, so a caller that gives up does not fail the others.
 //
 // The cache holds at most WithSize entries (DefaultSize is 50,000); the
@@ -66,6 +68,13 @@
 //     not known to be revoked asks the next Store itself, until the watch
 //     is back and has delivered everything it missed (Resumed) or started
 //     over (Synced).
+//
+// The WatchStore keeps its connection: it reconnects by itself and reports
+// each loss and recovery as an event, and the Store follows those events
+// with no reconnect logic of its own. Should Watch end with an error before
+// Close (one that retrying cannot fix; redisstore's only such error is
+// that announcements are off), the error is logged and counted in
+// Stats.Errors, and the Store goes on without a watch (WatchOff).
 //
 // A check never waits long for a Store that has gone silent: a lookup in
 // flight when the watch is lost stops waiting then, and while the watch is
@@ -152,6 +161,7 @@
 //
 // Each change of the watch's state is logged through WithLogger's logger
 // (default slog.Default()): at Warn when the watch is lost, at Info
-// otherwise. Close stops the metrics of the Store: call it when done, or
+// otherwise; a watch that ended with an error is logged at Warn with the
+// error. Close stops the metrics of the Store: call it when done, or
 // the meter provider keeps the Store reachable.
 package cached

@@ -69,13 +69,11 @@ type observeConfig struct {
 // read by a callback at each collection, so a check records nothing: a hit
 // costs the same with or without a meter provider. Only what Stats does
 // not hold is recorded as it happens, off the hit path: the duration of a
-// call to the next Store, the lag of each announcement applied, and the
-// time of the last full load of the replica.
+// call to the next Store and the lag of each announcement applied.
 type observer struct {
 	logger     *slog.Logger // nil: slog.Default()
 	backend    metric.Float64Histogram
 	lag        metric.Float64Histogram
-	lastLoad   atomic.Int64 // unix nanoseconds of the last complete replica load; 0 before
 	callback   metric.Registration
 	unregister atomic.Bool
 }
@@ -158,7 +156,7 @@ func newObserver(s *Store, c observeConfig) *observer {
 		}
 		if s.replica != nil {
 			obs.ObserveInt64(replicaSize, int64(st.ReplicaSize))
-			if at := o.lastLoad.Load(); at != 0 {
+			if at := s.replica.lastLoad.Load(); at != 0 {
 				obs.ObserveFloat64(sinceSync, time.Since(time.Unix(0, at)).Seconds())
 			}
 		}
@@ -193,9 +191,11 @@ func (o *observer) applied(announced time.Time) {
 	}
 }
 
-// loaded records a complete load of the replica.
-func (o *observer) loaded() {
-	o.lastLoad.Store(time.Now().UnixNano())
+// watchEnded logs that the watch of the next Store returned err before
+// Close: the Store goes on without a watch.
+func (o *observer) watchEnded(err error) {
+	o.log().LogAttrs(context.Background(), slog.LevelWarn, "cached: watch of the next store ended; going on without a watch",
+		slog.Any("err", err))
 }
 
 // stateChanged logs a change of the watch's state.

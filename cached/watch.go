@@ -2,7 +2,6 @@ package cached
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -13,8 +12,10 @@ type WatchState int32
 
 const (
 	// WatchOff: no watch. The next Store is not a blocklist.WatchStore,
-	// WithoutWatch was given, it answered that it cannot watch, or the
-	// Store was closed. "Not revoked" answers are kept for NegativeTTL.
+	// WithoutWatch was given, its Watch returned an error (one that
+	// retrying cannot fix, such as errors.ErrUnsupported: announcements
+	// are off), or the Store was closed. "Not revoked" answers are kept for
+	// NegativeTTL.
 	WatchOff WatchState = iota
 	// WatchStarting: the watch is connecting (or, in replica mode,
 	// loading the replica). "Not revoked" answers are not cached.
@@ -45,9 +46,9 @@ func (w WatchState) String() string {
 	return "unknown"
 }
 
-// watchRetry is the pause before calling Watch again after it returned an
-// error of its own (it retries connection failures by itself).
-const watchRetry = time.Second
+// loadRetry is the pause before the replica tries a full load again
+// after one failed.
+const loadRetry = time.Second
 
 // startWatch starts the goroutine that watches w until Close.
 func (s *Store) startWatch(w blocklist.WatchStore) {
@@ -58,29 +59,22 @@ func (s *Store) startWatch(w blocklist.WatchStore) {
 	go s.runWatch(ctx, w)
 }
 
+// runWatch subscribes to w until Close. The WatchStore keeps the
+// connection: it reconnects by itself and reports each change as an event
+// (Lost, then Resumed or Synced), which onEvent turns into the Store's
+// state. So there is one reconnect state machine, the WatchStore's, and no
+// loop here: Watch returns before Close only for an error that retrying
+// cannot fix (blocklist.WatchStore), and the Store then goes on as a cache
+// without a watch (WatchOff).
 func (s *Store) runWatch(ctx context.Context, w blocklist.WatchStore) {
 	defer close(s.watchDone)
-	for {
-		err := w.Watch(ctx, func(ev blocklist.Event) { s.onEvent(ctx, ev) })
-		if ctx.Err() != nil {
-			return
-		}
-		s.errors.Add(1)
-		if errors.Is(err, errors.ErrUnsupported) {
-			s.setState(WatchOff)
-			return
-		}
-		// Watch gave up on an error it cannot retry: distrust everything
-		// until a new Watch is live.
-		s.setState(WatchLost)
-		t := time.NewTimer(watchRetry)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	err := w.Watch(ctx, func(ev blocklist.Event) { s.onEvent(ctx, ev) })
+	if ctx.Err() != nil {
+		return // Close
 	}
+	s.errors.Add(1)
+	s.obs.watchEnded(err)
+	s.setState(WatchOff)
 }
 
 // setState moves the watch to st and starts a new generation of "not
@@ -94,7 +88,7 @@ func (s *Store) setState(st WatchState) {
 		s.staleFrom.Store(0)
 	}
 	if st != WatchLive {
-		s.replicaReady.Store(false)
+		s.replica.setReady(false)
 	}
 	// A lookup that reads a state other than lost must find a lost signal
 	// not yet given: renew it before the state is published, and give it
@@ -123,10 +117,6 @@ func (s *Store) setState(st WatchState) {
 	s.obs.stateChanged(prev, st)
 }
 
-// errLookupAbandoned is what a check waiting for a lookup gets when the
-// watch is lost meanwhile.
-var errLookupAbandoned = errors.New("cached: lookup abandoned: the watch lost the next store")
-
 // lostSignal returns a context canceled once the watch is lost.
 func (s *Store) lostSignal() context.Context {
 	s.lostMu.Lock()
@@ -142,7 +132,7 @@ func (s *Store) recordStale() {
 		return
 	}
 	s.staleGen.Store(s.gen.Load())
-	s.staleReplica.Store(s.replicaReady.Load())
+	s.replica.lost()
 	s.staleFrom.Store(s.now())
 }
 
@@ -167,16 +157,9 @@ func (s *Store) stale(ctx context.Context, jti string, now int64) (entry, bool) 
 	if _, ok := s.staleWindow(now); !ok {
 		return entry{}, false
 	}
-	if s.staleReplica.Load() {
-		until, err := s.replica.RevokedUntil(context.Background(), jti)
-		if err != nil {
-			return entry{}, false
-		}
+	if e, ok := s.replica.stale(jti, now); ok {
 		s.staleAnswers.Add(1)
-		if until.IsZero() {
-			return entry{until: sat(now, 1)}, true
-		}
-		return entry{until: unixNano(until), revoked: true}, true
+		return e, true
 	}
 	s.mu.Lock()
 	e, ok := s.lru.Peek(jti)
@@ -188,67 +171,32 @@ func (s *Store) stale(ctx context.Context, jti string, now int64) (entry, bool) 
 	return e, true
 }
 
-// onEvent applies one event of the watch.
+// onEvent applies one event of the watch: the only place the watch's
+// events change the Store.
 func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 	switch ev.Kind {
 	case blocklist.Revoked:
 		s.watchEvents.Add(1)
 		s.obs.applied(ev.Announced)
-		if s.replica != nil {
-			_ = s.replica.Revoke(context.Background(), ev.JTI, ev.Exp)
-			return
-		}
-		now := s.now()
-		if until := unixNano(ev.Exp); until > now {
-			s.mu.Lock()
-			s.putRevokedLocked(ev.JTI, until, now)
-			s.revokes++ // lookups in flight may predate it (see Store.revokes)
-			s.mu.Unlock()
-		}
+		s.record(ev.JTI, ev.Exp, fromWatch)
 	case blocklist.Synced:
 		// Revocations made before this point may not have been delivered.
 		s.watchSyncs.Add(1)
 		if s.replica != nil {
 			s.setState(WatchStarting)
-			if !s.load(ctx) {
+			if !s.replica.load(ctx, loadRetry, &s.errors) {
 				return // closed while loading
 			}
 		}
 		s.setState(WatchLive)
-		s.replicaReady.Store(s.replica != nil)
+		s.replica.setReady(true)
 	case blocklist.Resumed:
 		// Everything missed while lost was delivered before this event;
 		// the replica, loaded at the last Synced, is complete again.
 		s.setState(WatchLive)
-		s.replicaReady.Store(s.replica != nil)
+		s.replica.setReady(true)
 	case blocklist.Lost:
 		s.setState(WatchLost)
-	}
-}
-
-// load fills the replica with every live revocation of the next Store,
-// retrying until it succeeds or ctx ends (it then reports false). The watch
-// waits meanwhile, and delivers what was announced during the load after
-// it: the replica merges both, since revocation is monotonic. Entries
-// already in the replica stay: they are live revocations too.
-func (s *Store) load(ctx context.Context) bool {
-	for {
-		err := s.scan.ScanRevoked(ctx, func(jti string, until time.Time) error {
-			return s.replica.Revoke(context.Background(), jti, until)
-		})
-		if err == nil {
-			s.replicaLoads.Add(1)
-			s.obs.loaded()
-			return true
-		}
-		s.errors.Add(1)
-		t := time.NewTimer(watchRetry)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
 	}
 }
 
@@ -267,9 +215,7 @@ func (s *Store) Close() error {
 		s.stopWatch()
 		<-s.watchDone
 		s.setState(WatchOff)
-		if s.replica != nil {
-			s.replica.Close()
-		}
+		s.replica.close()
 	})
 	return nil
 }

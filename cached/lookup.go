@@ -1,0 +1,288 @@
+package cached
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jwtblocklist/blocklist"
+)
+
+// This file is the one path from a miss to an answer, for single checks
+// (IsRevoked, RevokedUntil) and batches (RevokedUntilEach) alike: a miss
+// joins the lookup of its id already in flight or starts one (a batch
+// starts one read of the next Store for all the ids it leads), the answer
+// is cached under the checks of fill, and a failure falls back to
+// stale-if-error.
+
+// flight is one lookup of one id in the next Store. While it runs, every
+// check that misses on the id waits for it instead of asking again
+// (singleflight, per id); one read of the next Store may serve several
+// flights (a batch).
+type flight struct {
+	done chan struct{} // closed once e and err are set
+	e    entry
+	err  error
+}
+
+// wait returns the answer of f, or an error as soon as ctx is done or lost
+// is closed (a nil lost is never closed), whichever comes first; an answer
+// already there wins.
+func (f *flight) wait(ctx context.Context, lost <-chan struct{}) (entry, error) {
+	select {
+	case <-f.done:
+		return f.e, f.err
+	default:
+	}
+	select {
+	case <-f.done:
+		return f.e, f.err
+	case <-ctx.Done():
+		return entry{}, fmt.Errorf("cached: %w", ctx.Err())
+	case <-lost:
+		return entry{}, errLookupAbandoned
+	}
+}
+
+// errLookupAbandoned is what a check waiting for a shared lookup gets when
+// the watch is lost meanwhile.
+var errLookupAbandoned = errors.New("cached: lookup abandoned: the watch lost the next store")
+
+// lookup answers out[k] for ids[k], ids a check found neither in memory
+// nor in stale-if-error's window at now, and counts each as a miss. It
+// returns an error, and out is meaningless, when the next Store could not
+// answer for one of them and stale-if-error has no answer for it either.
+//
+// While the watch is live (or off), a miss shares the lookup of its id
+// already in flight, started by a single check or a batch, and the lookups
+// it starts are shared in turn; they run detached from the caller's
+// cancellation, bounded by WithLookupTimeout, and a caller stops waiting
+// when the watch is lost. While the watch is starting or lost, a check
+// reads the next Store for itself (an answer read before it began may
+// predate a revocation this Store has not heard of), bounded by
+// LostLookupTimeout while lost.
+func (s *Store) lookup(ctx context.Context, ids []string, now int64, out []entry) error {
+	s.misses.Add(uint64(len(ids)))
+	st := WatchState(s.state.Load())
+	return s.read(ctx, ids, now, out, st, st == WatchStarting || st == WatchLost)
+}
+
+// read is lookup without the count: own says whether to read for this
+// caller alone, st is the watch's state read before.
+func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, st WatchState, own bool) error {
+	var lost <-chan struct{}
+	wctx := ctx
+	if own {
+		timeout := s.lookupTimeout
+		if st == WatchLost {
+			timeout = min(timeout, LostLookupTimeout)
+		}
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	} else {
+		lost = s.lostSignal().Done()
+	}
+	flights := s.board(wctx, ids, now, own)
+	var again []int
+	for k, f := range flights {
+		e, err := f.wait(wctx, lost)
+		if err == nil && !own && !e.revoked && e.gen != s.gen.Load() {
+			// The shared lookup began before the watch was lost or
+			// resynced (possibly long before this call: a read held by a
+			// frozen link), so its "not revoked" may predate revocations
+			// this Store never heard of: read again, for this caller.
+			again = append(again, k)
+			continue
+		}
+		if err != nil {
+			var ok bool
+			if e, ok = s.stale(ctx, ids[k], now); !ok {
+				return err
+			}
+		}
+		out[k] = e
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	ids2, out2 := make([]string, len(again)), make([]entry, len(again))
+	for j, k := range again {
+		ids2[j] = ids[k]
+	}
+	if err := s.read(ctx, ids2, now, out2, WatchState(s.state.Load()), true); err != nil {
+		return err
+	}
+	for j, k := range again {
+		out[k] = out2[j]
+	}
+	return nil
+}
+
+// board returns a flight for each of ids: the one in flight for the id,
+// when shared (not own) and there is one, or a new one. The new ones are
+// read from the next Store together, in a goroutine of their own: under
+// ctx when own; when shared, detached from ctx's cancellation (a caller
+// giving up must not fail the others) and bounded by WithLookupTimeout.
+func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []*flight {
+	flights := make([]*flight, len(ids))
+	var lead []int
+	if !own {
+		s.flightsMu.Lock()
+	}
+	for k, id := range ids {
+		if !own {
+			if f, ok := s.flights[id]; ok {
+				flights[k] = f
+				continue
+			}
+		}
+		f := &flight{done: make(chan struct{})}
+		if !own {
+			s.flights[id] = f
+		}
+		flights[k] = f
+		lead = append(lead, k)
+	}
+	if !own {
+		s.flightsMu.Unlock()
+	}
+	if len(lead) == 0 {
+		return flights
+	}
+	led, ledIDs := make([]*flight, len(lead)), make([]string, len(lead))
+	for j, k := range lead {
+		led[j], ledIDs[j] = flights[k], ids[k]
+	}
+	cancel := context.CancelFunc(func() {})
+	if !own {
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.lookupTimeout)
+	}
+	go func() {
+		defer cancel()
+		es, err := s.fetch(ctx, ledIDs, now)
+		if !own {
+			s.flightsMu.Lock()
+			for j, id := range ledIDs {
+				if s.flights[id] == led[j] {
+					delete(s.flights, id)
+				}
+			}
+			s.flightsMu.Unlock()
+		}
+		for j, f := range led {
+			if err != nil {
+				f.err = err
+			} else {
+				f.e = es[j]
+			}
+			close(f.done)
+		}
+	}()
+	return flights
+}
+
+// forget keeps later checks of jti from sharing the lookup of it in
+// flight, which may have read the next Store before a revocation this
+// Store just learned of.
+func (s *Store) forget(jti string) {
+	s.flightsMu.Lock()
+	delete(s.flights, jti)
+	s.flightsMu.Unlock()
+}
+
+// fetch reads ids from the next Store, in one call when it is a
+// blocklist.ExpiryStore (its RevokedUntilEach when it is a BatchStore: one
+// round trip), and caches the answers. now is the reading of the clock of
+// the check that started it, taken before the call: a "not revoked" entry
+// then expires its TTL (negativeEntry) after a moment that precedes the
+// read in the next Store, which keeps the staleness bound.
+func (s *Store) fetch(ctx context.Context, ids []string, now int64) ([]entry, error) {
+	s.mu.Lock()
+	revokes := s.revokes
+	s.mu.Unlock()
+	negative := s.negativeEntry(now)
+	es := make([]entry, len(ids))
+	if s.expiry != nil {
+		s.backendCalls.Add(1)
+		start := time.Now()
+		var err error
+		if len(ids) == 1 {
+			var until time.Time
+			until, err = s.expiry.RevokedUntil(ctx, ids[0])
+			if err == nil && !until.IsZero() {
+				es[0] = entry{until: unixNano(until), revoked: true}
+			}
+		} else {
+			until := make([]time.Time, len(ids))
+			err = blocklist.RevokedUntilEach(ctx, s.expiry, ids, until)
+			for k, u := range until {
+				if err == nil && !u.IsZero() {
+					es[k] = entry{until: unixNano(u), revoked: true}
+				}
+			}
+		}
+		s.obs.backendCall(start)
+		if err != nil {
+			s.errors.Add(1)
+			return nil, err
+		}
+		for k, e := range es {
+			if !e.revoked {
+				e = negative
+			}
+			es[k] = s.fill(ids[k], e, now, revokes)
+		}
+		return es, nil
+	}
+	for k, id := range ids {
+		s.backendCalls.Add(1)
+		start := time.Now()
+		revoked, err := s.next.IsRevoked(ctx, id)
+		s.obs.backendCall(start)
+		if err != nil {
+			s.errors.Add(1)
+			return nil, err
+		}
+		e := negative
+		if revoked {
+			e = entry{until: sat(now, s.positiveTTL), revoked: true}
+		}
+		es[k] = s.fill(id, e, now, revokes)
+	}
+	return es, nil
+}
+
+// negativeEntry returns the "not revoked" entry a lookup starting at now
+// would cache: kept for WatchNegativeTTL while the watch is live, for
+// NegativeTTL without a watch, and not at all (until == now) while a watch
+// is starting or lost. The generation is read before the state: the watch
+// writes them in the other order, so a lookup never pairs a new state with
+// an old generation.
+func (s *Store) negativeEntry(now int64) entry {
+	gen := s.gen.Load()
+	switch WatchState(s.state.Load()) {
+	case WatchOff:
+		return entry{until: sat(now, s.negativeTTL), gen: gen}
+	case WatchLive:
+		return entry{until: sat(now, s.watchNegativeTTL), gen: gen}
+	}
+	return entry{until: now, gen: gen}
+}
+
+// fill caches e, the answer of a lookup that started at now when the
+// count of local revocations was revokes, and returns the entry to answer
+// with. A "not revoked" answer is not cached when a revocation was recorded
+// here, or the watch changed generation, since the lookup started.
+func (s *Store) fill(jti string, e entry, now int64, revokes uint64) entry {
+	if e.until <= now {
+		return e // already stale (a TTL of 0, or a revocation just ending)
+	}
+	s.mu.Lock()
+	if e.revoked || s.revokes == revokes && e.gen == s.gen.Load() {
+		e = s.putLocked(jti, e, now)
+	}
+	s.mu.Unlock()
+	return e
+}
