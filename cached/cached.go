@@ -286,18 +286,23 @@ const (
 // the next Store before it.
 func (s *Store) record(jti string, exp time.Time, src source) {
 	now := s.now()
-	if until := unixNano(exp); until > now {
-		s.mu.Lock()
-		switch {
-		case src == fromRevokeOnce:
-			s.putLocked(jti, entry{until: until, revoked: true}, now)
-		case src == fromRevoke || s.replica == nil:
-			s.putRevokedLocked(jti, until, now)
-		}
-		s.revokes++
-		s.mu.Unlock()
-		s.replica.apply(jti, exp)
+	until := unixNano(exp)
+	if until <= now {
+		// Already ended here, but the next Store may judge by another
+		// clock: no "not revoked" answer for jti may outlive this call.
+		s.distrust(jti)
+		return
 	}
+	s.mu.Lock()
+	switch {
+	case src == fromRevokeOnce:
+		s.putLocked(jti, entry{until: until, revoked: true}, now)
+	case src == fromRevoke || s.replica == nil:
+		s.putRevokedLocked(jti, until, now)
+	}
+	s.revokes++
+	s.mu.Unlock()
+	s.replica.apply(jti, exp)
 	s.forget(jti)
 }
 

@@ -172,3 +172,47 @@ func testShareLookups(t *testing.T, watch bool) {
 	errs = run(batch([]string{"e1", "e2"}, []bool{false, false}))
 	step("after the failure", 5, 14, 1, errs, nil)
 }
+
+// skewedStore judges exp by a clock an hour behind this process's: it
+// stores a revocation whose exp this process sees as past, for an hour.
+type skewedStore struct{ *memorystore.Store }
+
+func (s skewedStore) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	return s.Store.Revoke(ctx, jti, exp.Add(time.Hour))
+}
+
+func (s skewedStore) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	return s.Store.RevokeOnce(ctx, jti, exp.Add(time.Hour))
+}
+
+// A revocation the next Store accepted with an exp already past here (its
+// clock is behind) leaves no cached "not revoked" answer behind.
+func TestRevokePastExpDropsNotRevoked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := memorystore.New()
+		defer m.Close()
+		c, err := cached.New(skewedStore{m}, cached.WithoutWatch(), cached.WithNegativeTTL(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		past := time.Now().Add(-time.Minute)
+		for _, revoke := range []func(id string) error{
+			func(id string) error { return c.Revoke(ctx, id, past) },
+			func(id string) error {
+				if first, err := c.RevokeOnce(ctx, id, past); !first || err != nil {
+					t.Errorf("RevokeOnce(%s) = %v, %v; want true, nil", id, first, err)
+				}
+				return nil
+			},
+		} {
+			id := "skewed-" + time.Now().String()
+			mustRevoked(t, c, id, false, "caches not revoked")
+			if err := revoke(id); err != nil {
+				t.Fatal(err)
+			}
+			mustRevoked(t, c, id, true, "the next Store holds it")
+			time.Sleep(time.Second)
+		}
+	})
+}
