@@ -11,10 +11,10 @@ import (
 
 // topologyGrace is how long a Cluster watch waits, once the set of
 // masters' streams has changed (a resharding moved a master's lowest
-// slot), before it reads the new set: a writer's map of streams is at most
-// streamMapMaxAge old when it announces (plus the time of its reading), so
-// after this wait no writer still announces on a stream the watch would
-// not read.
+// slot), before it reads the new set: longer than a writer's map of
+// streams may be old when it announces (streamMapStaleAge), so no write
+// made after the watch's Synced announces on a stream the watch does not
+// read.
 const topologyGrace = 2 * streamMapMaxAge
 
 // watchCluster is Watch on Cluster, where each master announces on a
@@ -107,9 +107,26 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 		}
 	}
 	defer stop()
+	// CLUSTER SLOTS may go to a node that is down and take a while: read
+	// it beside the events, never in their way.
+	changed := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(streamMapMaxAge)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+			}
+			// An error is for the streams' watches to report.
+			if m, err := s.streams.read(wctx, time.Now()); err == nil && !slices.Equal(m.keys, keys) {
+				close(changed)
+				return
+			}
+		}
+	}()
 	agg.start(len(keys))
-	tick := time.NewTicker(streamMapMaxAge)
-	defer tick.Stop()
 	for {
 		select {
 		case se := <-events:
@@ -121,14 +138,8 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 				return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 			}
 			return err
-		case <-tick.C:
-			m, err := s.streams.read(wctx, time.Now())
-			if err != nil {
-				continue // the streams' watches report what fails
-			}
-			if !slices.Equal(m.keys, keys) {
-				return nil
-			}
+		case <-changed:
+			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 		}

@@ -70,14 +70,20 @@ func clusterStreamKey(prefix string, slot int) string {
 	return "{" + strconv.FormatUint(uint64(slotTags()[slot]), 10) + "}" + prefix
 }
 
-// streamMapMaxAge is how long a Store trusts its map of the cluster's
-// streams before it reads CLUSTER SLOTS again (in the background, while
-// writes go on with the map it has). A resharding that changes which slot
-// is a master's lowest changes that master's stream key; a writer keeps
-// announcing on the previous key for at most about this long after its map
-// was read, and a watch waits this long twice before it reads the new
-// streams (see watchCluster).
-const streamMapMaxAge = time.Second
+// How old a Store's map of the cluster's streams may be. A resharding that
+// changes which slot is a master's lowest changes that master's stream
+// key, and an announcement on the previous key, if that is still on the
+// master, succeeds unseen. So a write uses a map read (CLUSTER SLOTS sent)
+// at most streamMapStaleAge before it: past streamMapMaxAge the map is
+// read again in the background while writes go on with it, past
+// streamMapStaleAge (a writer idle that long) the write reads it first.
+// A watch waits topologyGrace, longer than streamMapStaleAge, between
+// noticing a new set of streams and reading them (see watchCluster), so
+// every write after its Synced uses a map read after the resharding.
+const (
+	streamMapMaxAge   = time.Second
+	streamMapStaleAge = 1500 * time.Millisecond
+)
 
 // slotStream is a range of slots served by one master, and the key of that
 // master's announcement stream.
@@ -124,7 +130,7 @@ func newStreamMap(prefix string, slots []redis.ClusterSlot) (*streamMap, error) 
 			lowest[master(r)] = r.Start
 		}
 	}
-	m := &streamMap{read: time.Now()}
+	m := new(streamMap)
 	for _, r := range slots {
 		key := clusterStreamKey(prefix, lowest[master(r)])
 		m.ranges = append(m.ranges, slotStream{start: r.Start, end: r.End, stream: key})
@@ -159,6 +165,7 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 	}
 	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
 	defer cancel()
+	sent := time.Now() // what the answer describes is no older than this
 	slots, err := cs.client.ClusterSlots(rctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS: %w", err)
@@ -167,17 +174,27 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: %w", err)
 	}
+	m.read = sent
 	cs.cur.Store(m)
 	return m, nil
 }
 
-// current returns the map, reading it first when there is none, and
-// starting a reading in the background when it is older than
-// streamMapMaxAge.
+// current returns the map, reading it first when there is none or it is
+// older than streamMapStaleAge, and starting a reading in the background
+// when it is older than streamMapMaxAge.
 func (cs *clusterStreams) current(ctx context.Context) (*streamMap, error) {
 	m := cs.cur.Load()
 	if m == nil {
 		return cs.read(ctx, time.Time{})
+	}
+	if time.Since(m.read) > streamMapStaleAge {
+		if fresh, err := cs.read(ctx, m.read); err == nil {
+			return fresh, nil
+		}
+		// CLUSTER SLOTS failed (the node asked may be down): announcing
+		// on the map we have beats failing the write; a stream that moved
+		// answers MOVED, which writeOn follows.
+		return m, nil
 	}
 	if time.Since(m.read) > streamMapMaxAge && cs.stale.CompareAndSwap(false, true) {
 		go func() {
@@ -209,11 +226,13 @@ func (cs *clusterStreams) streamFor(ctx context.Context, key string) (string, er
 }
 
 // invalidate marks the map as due for a reading: the next write reads it
-// in the background.
+// in the background (a failure alone does not change the stream keys: a
+// failover keeps each master's slots).
 func (cs *clusterStreams) invalidate() {
-	if m := cs.cur.Load(); m != nil {
+	due := time.Now().Add(-streamMapMaxAge - time.Millisecond)
+	if m := cs.cur.Load(); m != nil && m.read.After(due) {
 		old := *m
-		old.read = time.Time{}
+		old.read = due
 		cs.cur.CompareAndSwap(m, &old)
 	}
 }

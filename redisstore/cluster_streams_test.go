@@ -1,0 +1,436 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// TestClusterShardDown is the second case of issue 19: one master dies
+// (SIGKILL) while 8 goroutines revoke fresh ids under WithWait(1, 2s) and
+// another client watches. Each master announces on its own stream, so:
+//
+//   - revocations whose keys live on the other masters never fail, and
+//     reach the watch while the failed master is down (before its
+//     replica is promoted), not only once it is back;
+//   - every acknowledged revocation is delivered to the watch, or the
+//     watch reports Synced after the kill (it could not prove its gap
+//     empty, and its subscriber reloads).
+//
+// With "lagging", the failed master's replica is paused and its
+// replication link closed a second before the kill, so the watch has read
+// announcements the promoted replica never got: it must report Synced,
+// never Resumed, for that stream.
+func TestClusterShardDown(t *testing.T) {
+	t.Parallel()
+	for _, lagging := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lagging=%v", lagging), func(t *testing.T) {
+			t.Parallel()
+			testClusterShardDown(t, lagging)
+		})
+	}
+}
+
+func testClusterShardDown(t *testing.T, lagging bool) {
+	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	writer := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix),
+		redisstore.WithWait(1, 2*time.Second))
+	watcher := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix))
+
+	victim, err := cluster.MasterFor(ctx, prefix+"probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := cluster.ReplicaOf(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: victim.Addr(), MaxRetries: -1})
+	defer admin.Close()
+	slots, err := admin.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onVictim := func(id string) bool {
+		slot := testserver.KeySlot(prefix + id)
+		for _, r := range slots {
+			if r.Start <= slot && slot <= r.End {
+				return r.Nodes[0].Addr == victim.Addr()
+			}
+		}
+		t.Fatalf("no master for slot %d", slot)
+		return false
+	}
+
+	// The watch: when each revocation arrived, and the kinds of events.
+	var (
+		mu        sync.Mutex
+		delivered = map[string]time.Time{}
+		kinds     []string
+		syncedAt  []time.Time
+	)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch ev.Kind {
+			case blocklist.Revoked:
+				if _, ok := delivered[ev.JTI]; !ok {
+					delivered[ev.JTI] = time.Now()
+				}
+			case blocklist.Synced:
+				syncedAt = append(syncedAt, time.Now())
+				fallthrough
+			default:
+				kinds = append(kinds, ev.Kind.String())
+			}
+		})
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(syncedAt)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch did not report Synced within 10 s")
+		}
+	}
+	if streams, err := watcher.StreamKeys(ctx); err != nil || len(streams) != 3 {
+		t.Fatalf("stream keys %q, %v; want one per master", streams, err)
+	}
+
+	type ack struct {
+		id       string
+		onVictim bool
+		at       time.Time
+	}
+	var (
+		acks            []ack // under mu
+		failedElsewhere atomic.Int64
+		firstElsewhere  atomic.Pointer[error]
+		failedVictim    atomic.Int64
+		seq             atomic.Int64
+		stop            = make(chan struct{})
+		writers         sync.WaitGroup
+	)
+	exp := time.Now().Add(time.Hour)
+	for w := range 8 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%d", w, seq.Add(1))
+				v := onVictim(id)
+				callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err := writer.Revoke(callCtx, id, exp)
+				cancel()
+				switch {
+				case err == nil:
+					mu.Lock()
+					acks = append(acks, ack{id, v, time.Now()})
+					mu.Unlock()
+				case v:
+					failedVictim.Add(1)
+				default:
+					failedElsewhere.Add(1)
+					firstElsewhere.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+	stopWriters := sync.OnceFunc(func() {
+		close(stop)
+		writers.Wait()
+	})
+	defer stopWriters()
+
+	time.Sleep(time.Second)
+	if lagging {
+		if err := replica.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.ClientKillByFilter(ctx, "type", "replica").Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+	kill := time.Now()
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if lagging {
+		if err := replica.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	var promoted time.Time
+	for {
+		if info, err := rc.Info(ctx, "replication").Result(); err == nil && strings.Contains(info, "role:master") {
+			promoted = time.Now()
+			break
+		}
+		if time.Since(kill) > 20*time.Second {
+			t.Fatal("replica not promoted 20 s after the kill")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopWriters()
+
+	// Every acknowledged revocation on the other masters reaches the
+	// watch; those of the failed master too, unless the watch reported
+	// Synced after the kill.
+	mu.Lock()
+	all := append([]ack(nil), acks...)
+	mu.Unlock()
+	syncedAfterKill := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(syncedAt) > 0 && syncedAt[len(syncedAt)-1].After(kill)
+	}
+	missing := func() (elsewhere, victims []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range all {
+			if _, ok := delivered[a.id]; ok {
+				continue
+			}
+			if a.onVictim {
+				victims = append(victims, a.id)
+			} else {
+				elsewhere = append(elsewhere, a.id)
+			}
+		}
+		return elsewhere, victims
+	}
+	var elsewhere, victims []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		elsewhere, victims = missing()
+		if len(elsewhere) == 0 && (len(victims) == 0 || syncedAfterKill()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+
+	var ackedElsewhere, ackedVictim, duringOutage, ackedDuringOutage int
+	mu.Lock()
+	for _, a := range all {
+		if a.onVictim {
+			ackedVictim++
+			continue
+		}
+		ackedElsewhere++
+		if a.at.After(kill) && a.at.Before(promoted) {
+			ackedDuringOutage++
+			if at, ok := delivered[a.id]; ok && at.Before(promoted) {
+				duringOutage++
+			}
+		}
+	}
+	events := strings.Join(kinds, " ")
+	mu.Unlock()
+	t.Logf("promotion %v after the kill; acknowledged %d elsewhere (%d during the outage, %d of them delivered during it), %d on the failed master; failed %d on the failed master, %d elsewhere; watch events: %s",
+		promoted.Sub(kill).Round(time.Millisecond), ackedElsewhere, ackedDuringOutage, duringOutage, ackedVictim,
+		failedVictim.Load(), failedElsewhere.Load(), events)
+
+	if n := failedElsewhere.Load(); n > 0 {
+		t.Errorf("%d revocations on the other masters failed, first: %v", n, *firstElsewhere.Load())
+	}
+	if ackedElsewhere == 0 || ackedDuringOutage == 0 {
+		t.Fatalf("no revocation on the other masters acknowledged (%d, %d during the outage)", ackedElsewhere, ackedDuringOutage)
+	}
+	if duringOutage == 0 {
+		t.Errorf("none of the %d revocations on the other masters acknowledged during the outage reached the watch before the promotion", ackedDuringOutage)
+	}
+	if len(elsewhere) > 0 {
+		t.Errorf("%d acknowledged revocations on the other masters never reached the watch, e.g. %q", len(elsewhere), elsewhere[0])
+	}
+	if len(victims) > 0 && !syncedAfterKill() {
+		t.Errorf("%d acknowledged revocations on the failed master never reached the watch, e.g. %q, and the watch did not report Synced after the kill (events: %s)",
+			len(victims), victims[0], events)
+	}
+	if !strings.Contains(events, "Lost") {
+		t.Errorf("the watch did not report Lost when a master died (events: %s)", events)
+	}
+	if lagging && !syncedAfterKill() {
+		// The watch read announcements from the old master that its
+		// lagging replica never got: no proof can pass.
+		t.Errorf("after a failover to a lagging replica the watch did not report Synced (events: %s)", events)
+	}
+}
+
+// TestClusterStreamsReshard moves a master's lowest slot to another master
+// (with its keys, the master's stream among them), as a resharding does:
+// the master then announces on the stream of its next lowest slot, and the
+// one receiving the slot on the moved stream. The watch notices the new set
+// of streams, reports Lost and then Synced, and every revocation made after
+// that Synced reaches it, on either master.
+func TestClusterStreamsReshard(t *testing.T) {
+	t.Parallel()
+	cluster := testserver.RedisCluster(t, 3)
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	writer := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix))
+	watcher := redisstore.New(redistest.ClusterClient(t, cluster.Addrs()), redisstore.WithPrefix(prefix))
+	exp := time.Now().Add(time.Hour)
+	for i := range 30 {
+		if err := writer.Revoke(ctx, fmt.Sprintf("before-%d", i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := watcher.StreamKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	events := make(chan blocklist.Event, 10_000)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+	next := func(what string, ok func(blocklist.Event) bool) {
+		t.Helper()
+		timer := time.NewTimer(15 * time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case ev := <-events:
+				if ok(ev) {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("no %s within 15 s", what)
+			}
+		}
+	}
+	kind := func(k blocklist.EventKind) func(blocklist.Event) bool {
+		return func(ev blocklist.Event) bool { return ev.Kind == k }
+	}
+	next("Synced", kind(blocklist.Synced))
+
+	// Slot 0, the lowest of its master, goes to another master.
+	source, err := cluster.MasterFor(ctx, "{3560}") // "3560" hashes to slot 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	var target *testserver.Server
+	for _, n := range cluster.Nodes {
+		if n != source {
+			target = n
+			break
+		}
+	}
+	src, dst := redistest.Client(t, source.Addr()), redistest.Client(t, target.Addr())
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(dst.Do(ctx, "cluster", "setslot", 0, "importing", srcID).Err())
+	must(src.Do(ctx, "cluster", "setslot", 0, "migrating", dstID).Err())
+	keys, err := src.ClusterGetKeysInSlot(ctx, 0, 1000).Result()
+	must(err)
+	if len(keys) > 0 {
+		args := []any{"migrate", "127.0.0.1", strings.Split(target.Addr(), ":")[1], "", 0, 5000, "keys"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+	}
+	for _, n := range cluster.Nodes {
+		must(redistest.Client(t, n.Addr()).Do(ctx, "cluster", "setslot", 0, "node", dstID).Err())
+	}
+	moved := time.Now()
+
+	next("Lost after the resharding", kind(blocklist.Lost))
+	next("Synced after the resharding", kind(blocklist.Synced))
+	t.Logf("Lost and Synced %v after the slot moved (keys moved with it: %d)", time.Since(moved).Round(time.Millisecond), len(keys))
+	after, err := watcher.StreamKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(after, " ") == strings.Join(before, " ") {
+		t.Fatalf("the stream keys did not change: %q", after)
+	}
+
+	// Every revocation made now reaches the watch, whichever master has
+	// it; the first one on the master that took the slot, which has a new
+	// stream while its old one is still there: a writer whose map of
+	// streams is older than the resharding (it wrote nothing since) would
+	// announce there, unseen, without any error.
+	ids := make([]string, 60)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("after-%d", i)
+		if m, err := cluster.MasterFor(ctx, prefix+ids[i]); err == nil && m == target {
+			ids[0], ids[i] = ids[i], ids[0]
+		}
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		if err := writer.Revoke(ctx, id, exp); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = true
+	}
+	timer := time.NewTimer(15 * time.Second)
+	defer timer.Stop()
+	for len(want) > 0 {
+		select {
+		case ev := <-events:
+			if ev.Kind == blocklist.Lost || ev.Kind == blocklist.Synced {
+				t.Errorf("%s after the watch followed the resharding", ev.Kind)
+			}
+			delete(want, ev.JTI)
+		case <-timer.C:
+			var missing []string
+			for id := range want {
+				st, _ := writer.StreamFor(ctx, id)
+				missing = append(missing, id+" on "+st)
+			}
+			t.Fatalf("%d revocations made after the watch followed the resharding did not reach it within 15 s: %q (streams before %q, after %q)",
+				len(want), missing, before, after)
+		}
+	}
+}
