@@ -3,6 +3,11 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -431,6 +436,151 @@ func TestClusterStreamsReshard(t *testing.T) {
 			}
 			t.Fatalf("%d revocations made after the watch followed the resharding did not reach it within 15 s: %q (streams before %q, after %q)",
 				len(want), missing, before, after)
+		}
+	}
+}
+
+// redisCLI runs script through the real redis-cli against addr and returns
+// its output.
+func redisCLI(t *testing.T, addr, script string) string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
+		}
+		t.Skipf("redis-cli not found: %v", err)
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(cli, "-h", host, "-p", port)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "ERR") || strings.Contains(string(out), "MOVED") {
+		t.Fatalf("redis-cli: %v:\n%s", err, out)
+	}
+	return string(out)
+}
+
+// TestClusterRecipes follows the package documentation's Cluster recipes
+// with redis-cli, as a service in another language would, computing the
+// stream keys itself: a writer's MULTI/EXEC then XADD on the stream of the
+// key's master reaches a watching Store; a reader finds, on each master's
+// stream, the revocations of the keys that master holds.
+func TestClusterRecipes(t *testing.T) {
+	t.Parallel()
+	cluster := testserver.RedisCluster(t, 3)
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	client := redistest.ClusterClient(t, cluster.Addrs())
+	s := redisstore.New(client, redisstore.WithPrefix(prefix))
+
+	// The recipe's table: T(slot), the smallest decimal integer whose hash
+	// slot is slot.
+	tag := make(map[int]int, 16384)
+	for n := 0; len(tag) < 16384; n++ {
+		if _, ok := tag[testserver.KeySlot(strconv.Itoa(n))]; !ok {
+			tag[testserver.KeySlot(strconv.Itoa(n))] = n
+		}
+	}
+	// Each master (by address) and its stream, from CLUSTER SHARDS.
+	shards, err := client.ClusterShards(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamOf := map[string]string{} // master address -> stream key
+	masterOfSlot := func(slot int) string {
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if int(r.Start) <= slot && slot <= int(r.End) {
+					for _, n := range sh.Nodes {
+						if n.Role == "master" {
+							return n.IP + ":" + strconv.Itoa(int(n.Port))
+						}
+					}
+				}
+			}
+		}
+		t.Fatalf("no master serves slot %d", slot)
+		return ""
+	}
+	for _, sh := range shards {
+		lowest := -1
+		for _, r := range sh.Slots {
+			if lowest < 0 || int(r.Start) < lowest {
+				lowest = int(r.Start)
+			}
+		}
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && lowest >= 0 {
+				streamOf[n.IP+":"+strconv.Itoa(int(n.Port))] = "{" + strconv.Itoa(tag[lowest]) + "}" + prefix
+			}
+		}
+	}
+	if len(streamOf) != 3 {
+		t.Fatalf("streams %v, want one per master", streamOf)
+	}
+
+	events := make(chan blocklist.Event, 100)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- s.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+	waitFor := func(what string, ok func(blocklist.Event) bool) {
+		t.Helper()
+		timer := time.NewTimer(10 * time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case ev := <-events:
+				if ok(ev) {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("no %s within 10 s", what)
+			}
+		}
+	}
+	waitFor("Synced", func(ev blocklist.Event) bool { return ev.Kind == blocklist.Synced })
+
+	// The writer's recipe, on each master: a key it holds, then the XADD
+	// on its stream, after the EXEC, on the same connection.
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	written := map[string]string{} // id -> master
+	for i := 0; len(written) < 3 && i < 1000; i++ {
+		id := "cli-" + strconv.Itoa(i)
+		master := masterOfSlot(testserver.KeySlot(prefix + id))
+		if slices.Contains(slices.Collect(maps.Values(written)), master) {
+			continue
+		}
+		written[id] = master
+		redisCLI(t, master, fmt.Sprintf("MULTI\nPEXPIREAT \"%[1]s%[2]s\" %[3]d GT\nSET \"%[1]s%[2]s\" 1 PXAT %[3]d NX\nEXEC\nXADD \"%[4]s\" MAXLEN ~ 100000 * jti %[2]s exp %[3]d\n",
+			prefix, id, exp, streamOf[master]))
+	}
+	for id := range written {
+		waitFor("the revocation "+id+" written with redis-cli", func(ev blocklist.Event) bool {
+			return ev.Kind == blocklist.Revoked && ev.JTI == id && ev.Exp.UnixMilli() == exp
+		})
+		if ok, err := s.IsRevoked(ctx, id); err != nil || !ok {
+			t.Errorf("IsRevoked(%q) = %v, %v after the recipe", id, ok, err)
+		}
+	}
+
+	// The reader's recipe: each master's stream holds the announcements of
+	// the keys it holds, the Store's own included.
+	for i := range 30 {
+		if err := s.Revoke(ctx, "go-"+strconv.Itoa(i), time.UnixMilli(exp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		id := "go-" + strconv.Itoa(i)
+		master := masterOfSlot(testserver.KeySlot(prefix + id))
+		out := redisCLI(t, master, fmt.Sprintf("XREVRANGE \"%s\" + - COUNT 200\n", streamOf[master]))
+		if !strings.Contains(out, "\n"+id+"\n") {
+			t.Errorf("the revocation of %s, whose key %s holds, is not on its stream %q:\n%s", id, master, streamOf[master], out)
 		}
 	}
 }
