@@ -13,9 +13,10 @@ import (
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
-// heldStore is a memorystore whose lookups (RevokedUntil, RevokedUntilEach)
-// wait until release is closed, then answer, or fail with fail when set:
-// a test holds lookups in flight and counts them.
+// heldStore is a memorystore whose lookups (RevokedUntil,
+// RevokedUntilEach) read the store, then wait until release is closed, then
+// answer what they read, or fail with fail when set: a test holds lookups
+// in flight, with their answers read, and counts them.
 type heldStore struct {
 	*memorystore.Store
 	release chan struct{}
@@ -36,17 +37,19 @@ func (h *heldStore) hold(ctx context.Context) error {
 }
 
 func (h *heldStore) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	until, err := h.Store.RevokedUntil(ctx, jti)
 	if err := h.hold(ctx); err != nil {
 		return time.Time{}, err
 	}
-	return h.Store.RevokedUntil(ctx, jti)
+	return until, err
 }
 
 func (h *heldStore) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	err := h.Store.RevokedUntilEach(ctx, jtis, until)
 	if err := h.hold(ctx); err != nil {
 		return err
 	}
-	return h.Store.RevokedUntilEach(ctx, jtis, until)
+	return err
 }
 
 // One lookup path: single checks (IsRevoked, RevokedUntil) and batches
@@ -213,6 +216,123 @@ func TestRevokePastExpDropsNotRevoked(t *testing.T) {
 			}
 			mustRevoked(t, c, id, true, "the next Store holds it")
 			time.Sleep(time.Second)
+		}
+	})
+}
+
+// Property: once a revocation is known here (Revoke through the cache
+// returned, or the watch applied one made elsewhere), no check that starts
+// later answers "not revoked", whichever path it takes (single or batch,
+// joining lookups in flight or not), while other checks keep lookups of the
+// same ids in flight. Real goroutines, for the race detector.
+func TestNoNotRevokedAfterRevocationKnown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMemory(t)
+	c := newCached(t, m, cached.WithWatchNegativeTTL(time.Hour))
+	waitFor(t, 10*time.Second, "the watch live", func() bool { return c.Stats().Watch == cached.WatchLive })
+	const ids = 64
+	id := func(i int) string { return "prop-" + string(rune('A'+i/26)) + string(rune('a'+i%26)) }
+	var known [ids]atomic.Bool // revocation known here: later checks must say revoked
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for w := range 6 {
+		wg.Go(func() {
+			for n := w; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i, j := n*7%ids, n*13%ids
+				ki, kj := known[i].Load(), known[j].Load()
+				var ri, rj bool
+				switch n % 3 {
+				case 0:
+					r, err := c.IsRevoked(ctx, id(i))
+					ri, rj, kj = r, true, false
+					if err != nil {
+						t.Error(err)
+					}
+				case 1:
+					u, err := c.RevokedUntil(ctx, id(i))
+					ri, rj, kj = !u.IsZero(), true, false
+					if err != nil {
+						t.Error(err)
+					}
+				default:
+					until := make([]time.Time, 2)
+					if err := c.RevokedUntilEach(ctx, []string{id(i), id(j)}, until); err != nil {
+						t.Error(err)
+					}
+					ri, rj = !until[0].IsZero(), !until[1].IsZero()
+				}
+				if ki && !ri || kj && !rj {
+					if bad.Add(1) <= 3 {
+						t.Logf("path %d: %s known %v answered %v, %s known %v answered %v", n%3, id(i), ki, ri, id(j), kj, rj)
+					}
+				}
+			}
+		})
+	}
+	exp := time.Now().Add(time.Hour)
+	for i := range ids {
+		time.Sleep(time.Millisecond)
+		if i%2 == 0 {
+			mustRevoke(t, c, id(i), exp)
+		} else { // elsewhere: known once the watch applied it
+			mustRevoke(t, m, id(i), exp)
+			// Every revocation so far is announced, this one last.
+			waitFor(t, 10*time.Second, "the watch event", func() bool { return c.Stats().WatchEvents >= uint64(i+1) })
+		}
+		known[i].Store(true)
+	}
+	close(stop)
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Errorf("%d checks answered \"not revoked\" for a revocation known before they began", n)
+	}
+}
+
+// A check that starts after the watch applied a revocation does not share
+// a lookup of the id begun before it: RevokedUntil, which needs the end the
+// announcement does not give, reads the next Store again.
+func TestWatchedRevocationEndsSharing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := memorystore.New()
+		defer m.Close()
+		h := &heldStore{Store: m, release: make(chan struct{})}
+		c, err := cached.New(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		synctest.Wait()
+		before, after := make(chan time.Time, 1), make(chan time.Time, 1)
+		check := func(out chan<- time.Time) {
+			until, err := c.RevokedUntil(ctx, "w")
+			if err != nil {
+				t.Error(err)
+			}
+			out <- until
+		}
+		go check(before)
+		synctest.Wait() // its lookup read "not revoked" and is held
+		if err := m.Revoke(ctx, "w", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the watch applied it
+		go check(after)
+		synctest.Wait()
+		close(h.release)
+		<-before // began before the revocation: either answer is right
+		if until := <-after; until.IsZero() {
+			t.Error("a check begun after the watch applied the revocation answered \"not revoked\"")
+		}
+		if n := c.Stats().BackendCalls; n != 2 {
+			t.Errorf("%d backend calls, want 2", n)
 		}
 	})
 }

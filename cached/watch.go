@@ -176,9 +176,9 @@ func (s *Store) stale(ctx context.Context, jti string, now int64) (entry, bool) 
 func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 	switch ev.Kind {
 	case blocklist.Revoked:
-		s.watchEvents.Add(1)
-		s.obs.applied(ev.Announced)
 		s.record(ev.JTI, ev.Exp, fromWatch)
+		s.watchEvents.Add(1) // after: Stats.WatchEvents counts what checks see
+		s.obs.applied(ev.Announced)
 	case blocklist.Synced:
 		// Revocations made before this point may not have been delivered.
 		s.watchSyncs.Add(1)
