@@ -73,8 +73,9 @@ var minVersion = [2]int{7, 0}
 // returns nil when nothing in it can lose a revocation this Store
 // acknowledged: maxmemory-policy noeviction, Redis 7.0 or later, an
 // append-only file with "appendfsync always" whose last write succeeded,
-// and an announcement stream (when announcements are on) that is a stream
-// holding at least WithStreamMaxLen entries or every entry ever added. Otherwise it returns
+// and an announcement stream (when announcements are on; on Cluster each
+// master's, as CLUSTER SLOTS reads now) that is a stream holding at least
+// WithStreamMaxLen entries or every entry ever added. Otherwise it returns
 // an error wrapping [ErrEviction], [ErrServerVersion], [ErrStreamTooShort],
 // [ErrPrefixOverlap] or [ErrNotDurable] for each problem found, each naming the server and
 // the setting; several problems are joined with errors.Join. On Cluster it
@@ -84,7 +85,7 @@ var minVersion = [2]int{7, 0}
 //
 // It is meant for a service's start and its health checks, not for every
 // request: it costs one INFO and one CONFIG GET per server, one TYPE and
-// one XINFO STREAM. An error that wraps none of the sentinels (server unreachable,
+// one XINFO STREAM per stream, and on Cluster one CLUSTER SLOTS. An error that wraps none of the sentinels (server unreachable,
 // context done, an INFO reply it cannot read) means the check itself
 // could not be made.
 func (s *Store) CheckServer(ctx context.Context) error {

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -559,10 +560,15 @@ func TestClusterRecipes(t *testing.T) {
 		redisCLI(t, master, fmt.Sprintf("MULTI\nPEXPIREAT \"%[1]s%[2]s\" %[3]d GT\nSET \"%[1]s%[2]s\" 1 PXAT %[3]d NX\nEXEC\nXADD \"%[4]s\" MAXLEN ~ 100000 * jti %[2]s exp %[3]d\n",
 			prefix, id, exp, streamOf[master]))
 	}
+	// Revocations of different ids may come in any order.
+	pending := maps.Clone(written)
+	waitFor(fmt.Sprintf("the revocations written with redis-cli (%d)", len(written)), func(ev blocklist.Event) bool {
+		if ev.Kind == blocklist.Revoked && ev.Exp.UnixMilli() == exp {
+			delete(pending, ev.JTI)
+		}
+		return len(pending) == 0
+	})
 	for id := range written {
-		waitFor("the revocation "+id+" written with redis-cli", func(ev blocklist.Event) bool {
-			return ev.Kind == blocklist.Revoked && ev.JTI == id && ev.Exp.UnixMilli() == exp
-		})
 		if ok, err := s.IsRevoked(ctx, id); err != nil || !ok {
 			t.Errorf("IsRevoked(%q) = %v, %v after the recipe", id, ok, err)
 		}
@@ -582,5 +588,41 @@ func TestClusterRecipes(t *testing.T) {
 		if !strings.Contains(out, "\n"+id+"\n") {
 			t.Errorf("the revocation of %s, whose key %s holds, is not on its stream %q:\n%s", id, master, streamOf[master], out)
 		}
+	}
+}
+
+// TestCheckServerClusterStreams: on a cluster CheckServer looks at every
+// master's stream, and names the one trimmed shorter than
+// WithStreamMaxLen.
+func TestCheckServerClusterStreams(t *testing.T) {
+	t.Parallel()
+	cluster := testserver.RedisCluster(t, 3)
+	client := redistest.ClusterClient(t, cluster.Addrs())
+	ctx := t.Context()
+	s := redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)), redisstore.WithStreamMaxLen(1000))
+	for i := range 60 {
+		if err := s.Revoke(ctx, fmt.Sprint("id-", i), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	streams, err := s.StreamKeys(ctx)
+	if err != nil || len(streams) != 3 {
+		t.Fatalf("stream keys %q, %v; want 3", streams, err)
+	}
+	for _, st := range streams {
+		if n, err := client.XLen(ctx, st).Result(); err != nil || n == 0 {
+			t.Fatalf("stream %q holds %d entries, %v; want some: 60 revocations spread over 3 masters", st, n, err)
+		}
+	}
+	if err := s.CheckServer(ctx); errors.Is(err, redisstore.ErrStreamTooShort) {
+		t.Fatalf("CheckServer before any trim: %v", err)
+	}
+	if err := client.XTrimMaxLen(ctx, streams[1], 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.CheckServer(ctx)
+	if !errors.Is(err, redisstore.ErrStreamTooShort) || !strings.Contains(err.Error(), streams[1]) ||
+		strings.Contains(err.Error(), streams[0]) || strings.Contains(err.Error(), streams[2]) {
+		t.Errorf("CheckServer with one master's stream trimmed: %v; want ErrStreamTooShort naming %q only", err, streams[1])
 	}
 }

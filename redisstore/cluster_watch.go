@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -41,10 +42,13 @@ func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) erro
 		if ctx.Err() != nil {
 			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 		}
+		var ended *streamWatchEnded
+		if errors.As(err, &ended) {
+			return ended.err // a stream's watch gave up: retrying cannot fix it
+		}
 		if err != nil {
-			if !topologyMayHaveChanged(err) {
-				return err
-			}
+			// CLUSTER SLOTS failed: as a stream's watch does, report
+			// Lost and try again.
 			s.noteFailure(err)
 			agg.lose()
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
@@ -58,6 +62,13 @@ func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) erro
 		}
 	}
 }
+
+// streamWatchEnded is the error of a stream's watch that ended by itself,
+// for an error retrying cannot fix.
+type streamWatchEnded struct{ err error }
+
+func (e *streamWatchEnded) Error() string { return e.err.Error() }
+func (e *streamWatchEnded) Unwrap() error { return e.err }
 
 // streamEvent is an event of one master's stream, handed to the goroutine
 // that calls the subscriber; done is signalled once it was handled.
@@ -137,7 +148,7 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 			if ctx.Err() != nil {
 				return fmt.Errorf("redisstore: watch: %w", ctx.Err())
 			}
-			return err
+			return &streamWatchEnded{err}
 		case <-changed:
 			return nil
 		case <-ctx.Done():

@@ -45,7 +45,8 @@ func WithoutEvents() Option {
 
 // WithStreamMaxLen sets how many announcements the stream keeps at least
 // (default DefaultStreamMaxLen); Redis trims older ones (MAXLEN ~ n, so it
-// may keep a little more). A watcher that falls further behind than n
+// may keep a little more). On Cluster each master's stream keeps n, and
+// what follows counts the revocations of that master's keys. A watcher that falls further behind than n
 // revocations, or is cut off while n revocations are made, cannot resume
 // without a gap and reports Synced instead of Resumed (package cached then
 // distrusts its "not revoked" answers, or reloads its replica). Redis's
