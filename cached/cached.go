@@ -103,14 +103,20 @@ type entry struct {
 // Stats are counters of a Store since New. Every field only grows; export
 // them, or take differences between two calls.
 type Stats struct {
-	// Hits counts checks (IsRevoked, RevokedUntil) answered from memory.
+	// Hits counts checks answered from memory, the cache's or the
+	// replica's: one per IsRevoked or RevokedUntil, one per id of a
+	// RevokedUntilEach. Every check of an id is a hit or a miss.
 	Hits uint64
 	// Misses counts checks that had to wait for a lookup in the next Store,
-	// whether they started it or shared one already in flight.
+	// whether they started it or shared one already in flight, counted as
+	// Hits are.
 	Misses uint64
-	// BackendCalls counts lookups sent to the next Store. Concurrent misses
-	// on one id share one lookup, so this can be lower than Misses. Revoke
-	// always writes through and is not counted here.
+	// BackendCalls counts calls to the next Store's lookup methods
+	// (RevokedUntil, RevokedUntilEach, or IsRevoked when it is not a
+	// blocklist.ExpiryStore). Concurrent misses on one id share one lookup,
+	// and the ids a batch reads go in one call (to an ExpiryStore), so this
+	// can be lower than Misses. Revoke always writes through and is not
+	// counted here.
 	BackendCalls uint64
 	// Errors counts calls to the next Store (lookups and Revokes) that
 	// failed. A lookup shared by many callers counts once.
@@ -122,7 +128,8 @@ type Stats struct {
 
 	// Watch is the state of the watch of the next Store now.
 	Watch WatchState
-	// WatchEvents counts revocations the watch delivered.
+	// WatchEvents counts revocations the watch delivered, once each is
+	// applied: a check that starts after the count includes one sees it.
 	WatchEvents uint64
 	// WatchSyncs counts the times the watch (re)started from a point where
 	// it may have missed revocations: once at start, then once per gap.
