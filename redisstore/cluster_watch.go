@@ -110,18 +110,20 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 			})
 		}()
 	}
+	// CLUSTER SLOTS may go to a node that is down and take a while: read
+	// it beside the events, never in their way.
+	changed, polled := make(chan struct{}), make(chan struct{})
 	running := len(keys)
 	stop := func() {
 		cancel()
 		for ; running > 0; running-- {
 			<-ended
 		}
+		<-polled
 	}
 	defer stop()
-	// CLUSTER SLOTS may go to a node that is down and take a while: read
-	// it beside the events, never in their way.
-	changed := make(chan struct{})
 	go func() {
+		defer close(polled)
 		tick := time.NewTicker(streamMapMaxAge)
 		defer tick.Stop()
 		for {

@@ -187,14 +187,16 @@
 // announcement, but not atomically with it, so an error from Revoke may
 // leave the key written and unannounced (see below). The Store reads
 // CLUSTER SLOTS when it first writes, again every second while it writes
-// (in the background), and at once after a MOVED or a failure the slot map
-// can explain; a MOVED answered to the XADD alone is followed, with the
-// stream read anew, so an announcement does not go missing. A failover
-// keeps the masters' slots, so it keeps their stream keys: the watch
-// follows each stream to the promoted replica. A resharding that moves a
-// master's lowest slot gives it another stream key; writers use it within
-// about a second, and a watch reports Lost, waits two seconds for them,
-// and reads the new set of streams, ending in Synced.
+// (in the background; before the write when it wrote nothing for 1.5 s),
+// and after a MOVED or a failure the slot map can explain; a MOVED
+// answered to the XADD alone is followed, with the stream read anew, so
+// an announcement does not go missing. A watch reads CLUSTER SLOTS once a
+// second. A failover keeps the masters' slots, so it keeps their stream
+// keys: the watch follows each stream to the promoted replica. A
+// resharding that moves a master's lowest slot gives it another stream
+// key; writers use it within 1.5 s (as soon as every node they ask knows
+// of the move), and a watch reports Lost, waits two seconds for them, and
+// reads the new set of streams, ending in Synced.
 //
 // A reader in another language follows the announcements on Cluster with:
 // CLUSTER SHARDS (or CLUSTER SLOTS); for each master, its lowest slot s and
