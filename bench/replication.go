@@ -87,7 +87,7 @@ func (r *runner) replication(ctx context.Context) (section, error) {
 			ratio(q(l, 50), q(lat[0], 50)), ratio(q(l, 99), q(lat[0], 99)))
 	}
 	sec.notes = append(sec.notes, "Every WithWait Revoke returned nil: each was acknowledged by the replica of its "+
-		"master within the timeout. The plain Revoke is one round trip to the key's master (and the announcement's XADD "+
-		"at the same time on the stream's master); WithWait adds the replica's acknowledgement to both.")
+		"master within the timeout. The plain Revoke is one round trip to the key's master (the MULTI/EXEC, then the "+
+		"announcement's XADD on that master's stream, pipelined on the same connection); WithWait adds one WAIT after both.")
 	return sec, nil
 }
