@@ -37,18 +37,19 @@ import (
 // With "lagging", the failed master's replica is paused and its
 // replication link closed a second before the kill, so the watch has read
 // announcements the promoted replica never got: it must report Synced,
-// never Resumed, for that stream.
+// never Resumed, for that stream. With "paused", the master is frozen
+// (SIGSTOP) instead of killed: its connections stay open and silent.
 func TestClusterShardDown(t *testing.T) {
 	t.Parallel()
-	for _, lagging := range []bool{false, true} {
-		t.Run(fmt.Sprintf("lagging=%v", lagging), func(t *testing.T) {
+	for _, mode := range []string{"killed", "killed-lagging", "paused"} {
+		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			testClusterShardDown(t, lagging)
+			testClusterShardDown(t, mode == "killed-lagging", mode == "paused")
 		})
 	}
 }
 
-func testClusterShardDown(t *testing.T, lagging bool) {
+func testClusterShardDown(t *testing.T, lagging, pause bool) {
 	cluster := testserver.RedisClusterWithReplicas(t, 3, 1)
 	ctx := t.Context()
 	prefix := redistest.Prefix(t)
@@ -187,7 +188,11 @@ func testClusterShardDown(t *testing.T, lagging bool) {
 		time.Sleep(time.Second)
 	}
 	kill := time.Now()
-	if err := victim.Kill(); err != nil {
+	stopVictim := victim.Kill
+	if pause {
+		stopVictim = victim.Pause
+	}
+	if err := stopVictim(); err != nil {
 		t.Fatal(err)
 	}
 	if lagging {
