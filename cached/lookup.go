@@ -127,7 +127,11 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 // giving up must not fail the others) and bounded by WithLookupTimeout.
 func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []*flight {
 	flights := make([]*flight, len(ids))
-	var lead []int
+	var (
+		led    []flight // the flights this call starts: one read, one done
+		ledIDs []string
+		done   chan struct{}
+	)
 	if !own {
 		s.flightsMu.Lock()
 	}
@@ -138,22 +142,23 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []
 				continue
 			}
 		}
-		f := &flight{done: make(chan struct{})}
+		if led == nil {
+			led, ledIDs = make([]flight, 0, len(ids)-k), make([]string, 0, len(ids)-k)
+			done = make(chan struct{})
+		}
+		led = append(led, flight{done: done}) // within capacity: never moves
+		f := &led[len(led)-1]
+		ledIDs = append(ledIDs, id)
 		if !own {
 			s.flights[id] = f
 		}
 		flights[k] = f
-		lead = append(lead, k)
 	}
 	if !own {
 		s.flightsMu.Unlock()
 	}
-	if len(lead) == 0 {
+	if led == nil {
 		return flights
-	}
-	led, ledIDs := make([]*flight, len(lead)), make([]string, len(lead))
-	for j, k := range lead {
-		led[j], ledIDs[j] = flights[k], ids[k]
 	}
 	cancel := context.CancelFunc(func() {})
 	if !own {
@@ -162,23 +167,23 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []
 	go func() {
 		defer cancel()
 		es, err := s.fetch(ctx, ledIDs, now)
+		for j := range led {
+			if err != nil {
+				led[j].err = err
+			} else {
+				led[j].e = es[j]
+			}
+		}
 		if !own {
 			s.flightsMu.Lock()
 			for j, id := range ledIDs {
-				if s.flights[id] == led[j] {
+				if s.flights[id] == &led[j] {
 					delete(s.flights, id)
 				}
 			}
 			s.flightsMu.Unlock()
 		}
-		for j, f := range led {
-			if err != nil {
-				f.err = err
-			} else {
-				f.e = es[j]
-			}
-			close(f.done)
-		}
+		close(done)
 	}()
 	return flights
 }
