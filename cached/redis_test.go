@@ -227,9 +227,8 @@ func testCut(t *testing.T, restart bool, opts ...cached.Option) {
 		mustRevoked(t, b, jti, false, "cached as not revoked, for an hour")
 	}
 	mustRevoke(t, a, "before", exp)
-	// Through the watch, not a lookup: a watch that has read no entry
-	// cannot prove a gap empty (it may miss a stream made and deleted while
-	// it was away), so it would rightly sync instead of resuming.
+	// Through the watch, not a lookup: B's watch is reading, not
+	// starting, when it is cut off.
 	waitFor(t, 5*time.Second, "before on B's watch", func() bool { return b.Stats().WatchEvents >= 1 })
 	g := startGuard(b, ids)
 
