@@ -88,6 +88,7 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 		delivered = map[string]time.Time{}
 		kinds     []string
 		syncedAt  []time.Time
+		backAt    []time.Time // Synced or Resumed
 	)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan error, 1)
@@ -102,6 +103,10 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 				}
 			case blocklist.Synced:
 				syncedAt = append(syncedAt, time.Now())
+				backAt = append(backAt, time.Now())
+				kinds = append(kinds, ev.Kind.String())
+			case blocklist.Resumed:
+				backAt = append(backAt, time.Now())
 				fallthrough
 			default:
 				kinds = append(kinds, ev.Kind.String())
@@ -216,6 +221,29 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 	time.Sleep(500 * time.Millisecond)
 	stopWriters()
 
+	// The watch follows the failed master's stream to the promoted
+	// replica: it is whole again (Resumed or Synced) soon after. A frozen
+	// master costs more than a dead one: every attempt that still reaches
+	// it (the stream's connection, go-redis's own reload of the slot map)
+	// waits out its timeout instead of being refused at once.
+	bound := resumeBound
+	if pause {
+		bound += 5 * time.Second
+	}
+	var back time.Time
+	for deadline := time.Now().Add(resumeBound + 10*time.Second); back.IsZero() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		if n := len(backAt); n > 0 && backAt[n-1].After(kill) {
+			back = backAt[n-1]
+		}
+		mu.Unlock()
+	}
+	if back.IsZero() {
+		t.Errorf("the watch did not report Resumed or Synced after the failover")
+	} else if d := back.Sub(promoted); d > bound {
+		t.Errorf("the watch was whole again %v after the promotion, want within %v", d, bound)
+	}
+
 	// Every acknowledged revocation on the other masters reaches the
 	// watch; those of the failed master too, unless the watch reported
 	// Synced after the kill.
@@ -270,8 +298,8 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 	}
 	events := strings.Join(kinds, " ")
 	mu.Unlock()
-	t.Logf("promotion %v after the kill; acknowledged %d elsewhere (%d during the outage, %d of them delivered during it), %d on the failed master; failed %d on the failed master, %d elsewhere; watch events: %s",
-		promoted.Sub(kill).Round(time.Millisecond), ackedElsewhere, ackedDuringOutage, duringOutage, ackedVictim,
+	t.Logf("promotion %v after the kill, watch whole again %v after it; acknowledged %d elsewhere (%d during the outage, %d of them delivered during it), %d on the failed master; failed %d on the failed master, %d elsewhere; watch events: %s",
+		promoted.Sub(kill).Round(time.Millisecond), back.Sub(promoted).Round(time.Millisecond), ackedElsewhere, ackedDuringOutage, duringOutage, ackedVictim,
 		failedVictim.Load(), failedElsewhere.Load(), events)
 
 	if n := failedElsewhere.Load(); n > 0 {
