@@ -55,7 +55,7 @@ func BenchmarkIsRevokedHit(b *testing.B) {
 	mask := len(ids) - 1
 	ctx := context.Background()
 
-	c, err := cached.New(newMemory(b), cached.WithNegativeTTL(time.Hour))
+	c, err := cached.New(newMemory(b), cached.WithNegativeTTL(time.Hour), cached.WithoutWatch())
 	if err != nil {
 		b.Fatal(err)
 	}
