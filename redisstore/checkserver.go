@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,6 +143,28 @@ func (s *Store) CheckServer(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Streams returns the keys of the streams the Store announces revocations
+// on (see Announcements in the package documentation): the prefix on a
+// single server or a Ring; on Redis Cluster one key per master, as CLUSTER
+// SLOTS reads now (one round trip), sorted; none with WithoutEvents. It is
+// meant for operators and tools (a length, a health check), not for every
+// request.
+func (s *Store) Streams(ctx context.Context) ([]string, error) {
+	switch {
+	case s == nil || s.client == nil:
+		return nil, fmt.Errorf("%w (streams)", errNilClient)
+	case s.stream == "":
+		return nil, nil
+	case s.streams == nil:
+		return []string{s.stream}, nil
+	}
+	m, err := s.streams.read(ctx, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: streams: %w", err)
+	}
+	return slices.Clone(m.keys), nil
 }
 
 // checkNode checks one server; problems are what it found, err a failure

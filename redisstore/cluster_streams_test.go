@@ -128,7 +128,7 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 			t.Fatal("the watch did not report Synced within 10 s")
 		}
 	}
-	if streams, err := watcher.StreamKeys(ctx); err != nil || len(streams) != 3 {
+	if streams, err := watcher.Streams(ctx); err != nil || len(streams) != 3 {
 		t.Fatalf("stream keys %q, %v; want one per master", streams, err)
 	}
 
@@ -347,7 +347,7 @@ func TestClusterStreamsReshard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before, err := watcher.StreamKeys(ctx)
+	before, err := watcher.Streams(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func TestClusterStreamsReshard(t *testing.T) {
 	next("Lost after the resharding", kind(blocklist.Lost))
 	next("Synced after the resharding", kind(blocklist.Synced))
 	t.Logf("Lost and Synced %v after the slot moved (keys moved with it: %d)", time.Since(moved).Round(time.Millisecond), len(keys))
-	after, err := watcher.StreamKeys(ctx)
+	after, err := watcher.Streams(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,11 +638,14 @@ func TestCheckServerClusterStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	streams, err := s.StreamKeys(ctx)
+	streams, err := s.Streams(ctx)
 	if err != nil || len(streams) != 3 {
 		t.Fatalf("stream keys %q, %v; want 3", streams, err)
 	}
 	for _, st := range streams {
+		if !strings.HasPrefix(st, "{") || !strings.HasSuffix(st, "}"+s.Prefix()) {
+			t.Errorf("stream key %q is not {<n>}%s", st, s.Prefix())
+		}
 		if n, err := client.XLen(ctx, st).Result(); err != nil || n == 0 {
 			t.Fatalf("stream %q holds %d entries, %v; want some: 60 revocations spread over 3 masters", st, n, err)
 		}

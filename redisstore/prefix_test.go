@@ -43,7 +43,7 @@ func TestPrefixOverlap(t *testing.T) {
 			t.Errorf("Revoke with the key \"nov:x:\" taken on a cluster: %v", err)
 		}
 		inner := redisstore.New(client, redisstore.WithPrefix("ovl:x:"))
-		streams, err := inner.StreamKeys(ctx)
+		streams, err := inner.Streams(ctx)
 		if err != nil || len(streams) != 3 {
 			t.Fatalf("stream keys: %q, %v; want 3", streams, err)
 		}
@@ -138,5 +138,20 @@ func TestClusterStreamKeys(t *testing.T) {
 		if redisstore.KeySlot(key) != slot {
 			t.Fatalf("keySlot(%q) = %d, want %d", key, redisstore.KeySlot(key), slot)
 		}
+	}
+}
+
+// Streams names the stream keys of the public layout: the prefix on a
+// single server, none without announcements (on a cluster one per master,
+// see TestCheckServerClusterStreams).
+func TestStreams(t *testing.T) {
+	t.Parallel()
+	client := redistest.Client(t, redisServer.Get(t).Addr())
+	prefix := redistest.Prefix(t)
+	if got, err := redisstore.New(client, redisstore.WithPrefix(prefix)).Streams(t.Context()); err != nil || len(got) != 1 || got[0] != prefix {
+		t.Errorf("Streams() = %q, %v; want [%q]", got, err, prefix)
+	}
+	if got, err := redisstore.New(client, redisstore.WithoutEvents()).Streams(t.Context()); err != nil || len(got) != 0 {
+		t.Errorf("Streams() without events = %q, %v; want none", got, err)
 	}
 }

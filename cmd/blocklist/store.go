@@ -285,8 +285,9 @@ func (t *storeTarget) Doctor(ctx context.Context, report func(finding)) error {
 	return nil
 }
 
-// doctorRedis checks the Redis behind s; the announcement stream's key is
-// the prefix itself (redisstore's public layout).
+// doctorRedis checks the Redis behind s, and the length of each stream it
+// announces on (the prefix itself, or one per master on Cluster:
+// redisstore's public layout).
 func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstore.Store, prefix string, report func(finding)) {
 	err := client.Ping(ctx).Err()
 	report(finding{Check: "reachable", OK: err == nil, Detail: errText(err, "PING answered")})
@@ -294,7 +295,15 @@ func doctorRedis(ctx context.Context, client redis.UniversalClient, s *redisstor
 		return
 	}
 	doctorRedisServer(ctx, client, s, report)
-	if stream := prefix; stream != "" {
+	if prefix == "" {
+		return
+	}
+	streams, err := s.Streams(ctx)
+	if err != nil {
+		report(finding{Check: "announcements", OK: false, Detail: errText(err, "")})
+		return
+	}
+	for _, stream := range streams {
 		n, err := client.XLen(ctx, stream).Result()
 		report(finding{Check: "announcements", OK: err == nil, Detail: errText(err, fmt.Sprintf("stream %q holds %d announcements", stream, n))})
 	}
