@@ -704,3 +704,109 @@ func TestOutageFailsClosed(t *testing.T) {
 		}
 	})
 }
+
+// TestCutConcurrentChecks is TestCut in real time with goroutines checking
+// every id all along, singly and in batches, so that checks race the loss,
+// the revocations, the heal and the replay or resync in whatever order the
+// scheduler picks. Once B's watch reported the loss and A's Revoke of an id
+// returned, B never answers "not revoked" for it. Errors are allowed.
+func TestCutConcurrentChecks(t *testing.T) {
+	t.Parallel()
+	for _, replica := range []bool{false, true} {
+		for _, gap := range []bool{false, true} {
+			t.Run(fmt.Sprintf("replica=%v/gap=%v", replica, gap), func(t *testing.T) {
+				t.Parallel()
+				testCutConcurrentChecks(t, replica, gap)
+			})
+		}
+	}
+}
+
+func testCutConcurrentChecks(t *testing.T, replica, gap bool) {
+	const logMax = 50
+	m := newMemory(t, memorystore.WithLogMaxLen(logMax))
+	hour := []cached.Option{cached.WithNegativeTTL(time.Hour), cached.WithWatchNegativeTTL(time.Hour)}
+	a := newCached(t, m, hour...)
+	bOpts := hour
+	if replica {
+		bOpts = append(bOpts, cached.WithReplica())
+	}
+	b := newCached(t, m, bOpts...)
+	waitLive(t, b)
+	n := logMax / 2
+	if gap {
+		n = 2 * logMax
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("cut-%d", i)
+		mustRevoked(t, b, ids[i], false, "cached as not revoked, for an hour")
+	}
+
+	var revoked sync.Map // id -> struct{}: its Revoke returned, after the loss
+	var bad atomic.Value
+	var checks atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			until := make([]time.Time, 3)
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				batch := []string{ids[i%n], ids[(i+1)%n], ids[(i+7)%n]}
+				was := make([]bool, len(batch))
+				for k, jti := range batch {
+					_, was[k] = revoked.Load(jti)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				if w%2 == 0 {
+					if ok, err := b.IsRevoked(ctx, batch[0]); err == nil && !ok && was[0] {
+						bad.CompareAndSwap(nil, fmt.Sprintf("IsRevoked(%s) = false, Stats %+v", batch[0], b.Stats()))
+					}
+				} else if err := b.RevokedUntilEach(ctx, batch, until); err == nil {
+					for k := range batch {
+						if until[k].IsZero() && was[k] {
+							bad.CompareAndSwap(nil, fmt.Sprintf("RevokedUntilEach: %s not revoked, Stats %+v", batch[k], b.Stats()))
+						}
+					}
+				}
+				cancel()
+				checks.Add(1)
+			}
+		})
+	}
+
+	restore := m.CutWatches()
+	waitFor(t, 5*time.Second, "B's watch lost", func() bool { return b.Stats().Watch == cached.WatchLost })
+	exp := time.Now().Add(time.Hour)
+	for _, jti := range ids {
+		mustRevoke(t, a, jti, exp)
+		revoked.Store(jti, struct{}{})
+	}
+	restore()
+	waitLive(t, b)
+	time.Sleep(20 * time.Millisecond) // checks after the heal
+	close(stop)
+	wg.Wait()
+	if v := bad.Load(); v != nil {
+		t.Errorf("B answered \"not revoked\" after the Revoke returned: %s", v)
+	}
+	if checks.Load() == 0 {
+		t.Error("no check was made")
+	}
+	for _, jti := range ids {
+		mustRevoked(t, b, jti, true, "revoked while B was cut")
+	}
+	st := b.Stats()
+	wantSyncs := uint64(1)
+	if gap {
+		wantSyncs = 2
+	}
+	if st.WatchSyncs != wantSyncs {
+		t.Errorf("B synced %d times, want %d", st.WatchSyncs, wantSyncs)
+	}
+}
