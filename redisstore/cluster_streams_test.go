@@ -159,6 +159,12 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 				}
 				id := fmt.Sprintf("w%d-%d", w, seq.Add(1))
 				v := onVictim(id)
+				if pause && v && w < 4 {
+					// A call to a frozen master holds its caller until
+					// the deadline: half the writers keep to the other
+					// masters, so that their writes go on meanwhile.
+					continue
+				}
 				callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				err := writer.Revoke(callCtx, id, exp)
 				cancel()
