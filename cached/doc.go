@@ -42,6 +42,10 @@
 //     a batch reads the ids no lookup in flight covers in one call. A
 //     lookup runs detached from any one caller's cancellation, bounded by
 //     WithLookupTimeout, so a caller that gives up does not fail the others.
+//     A shared answer is as fresh as a cached one: a check that joined a
+//     lookup started longer ago than "not revoked" may be kept (a slow
+//     next Store, a TTL of 0) reads again rather than answer "not revoked"
+//     from it.
 //
 // The cache holds at most WithSize entries (DefaultSize is 50,000); the
 // least recently checked is dropped first. Stats reports

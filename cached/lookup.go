@@ -84,15 +84,18 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 	} else {
 		lost = s.lostSignal().Done()
 	}
-	flights := s.board(wctx, ids, now, own)
+	flights, mine := s.board(wctx, ids, now, own)
 	var again []int
 	for k, f := range flights {
 		e, err := f.wait(wctx, lost)
-		if err == nil && !own && !e.revoked && e.gen != s.gen.Load() {
+		if err == nil && !own && !e.revoked && (e.gen != s.gen.Load() || f.done != mine && now >= e.until) {
 			// The shared lookup began before the watch was lost or
 			// resynced (possibly long before this call: a read held by a
 			// frozen link), so its "not revoked" may predate revocations
-			// this Store never heard of: read again, for this caller.
+			// this Store never heard of; or another check started it
+			// longer ago than a "not revoked" answer may be kept (a slow
+			// lookup, a TTL of 0), so that answer would be staler than a
+			// cached one may be. Read again, for this caller.
 			again = append(again, k)
 			continue
 		}
@@ -125,8 +128,10 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 // read from the next Store together, in a goroutine of their own: under
 // ctx when own; when shared, detached from ctx's cancellation (a caller
 // giving up must not fail the others) and bounded by WithLookupTimeout.
-func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []*flight {
-	flights := make([]*flight, len(ids))
+// mine is the done channel of the new ones (nil when there are none): a
+// flight whose done is mine was started by this call.
+func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) (flights []*flight, mine chan struct{}) {
+	flights = make([]*flight, len(ids))
 	var (
 		led    []flight // the flights this call starts: one read, one done
 		ledIDs []string
@@ -158,7 +163,7 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []
 		s.flightsMu.Unlock()
 	}
 	if led == nil {
-		return flights
+		return flights, nil
 	}
 	cancel := context.CancelFunc(func() {})
 	if !own {
@@ -185,7 +190,7 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) []
 		}
 		close(done)
 	}()
-	return flights
+	return flights, done
 }
 
 // forget keeps later checks of jti from sharing the lookup of it in
