@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,4 +208,31 @@ func TestWatchRolledBackSameCount(t *testing.T) {
 		return ev.count(blocklist.Resumed)+ev.count(blocklist.Synced) >= 2
 	})
 	wantDeliveredOrSynced(t, ev, "new-0", "new-1", "new-2", "new-3", "new-4", "new-5", "new-6")
+}
+
+// TestWatchWithoutGroupRight: a user whose ACL forbids XGROUP CREATE
+// cannot mark the stream, so its watch could never prove anything: Watch
+// returns an error that says so instead of retrying in silence.
+func TestWatchWithoutGroupRight(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Redis(t)
+	admin := redistest.Client(t, srv.Addr())
+	if err := admin.Do(t.Context(), "ACL", "SETUSER", "reader", "on", ">secret", "~*", "&*", "+@all", "-xgroup").Err(); err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "reader", Password: "secret"})
+	t.Cleanup(func() { client.Close() })
+	s := redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var got []blocklist.EventKind
+	err := s.Watch(ctx, func(ev blocklist.Event) { got = append(got, ev.Kind) })
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "XGROUP") {
+		t.Fatalf("Watch = %v (context: %v); want an error naming XGROUP, at once", err, ctx.Err())
+	}
+	for _, k := range got {
+		if k == blocklist.Synced || k == blocklist.Resumed {
+			t.Fatalf("events %v: a watch that cannot mark the stream reported it live", got)
+		}
+	}
 }

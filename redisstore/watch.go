@@ -129,8 +129,9 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // meanwhile was delivered.
 //
 // Besides reading, the watch writes once per incarnation of the stream:
-// XGROUP CREATE with MKSTREAM. A user whose ACL forbids it cannot watch:
-// each attempt fails and is reported Lost.
+// XGROUP CREATE with MKSTREAM. A user whose ACL forbids it (or any command
+// the watch sends) cannot watch: Watch returns an error naming the
+// command refused.
 func (s *Store) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	switch {
 	case s == nil || s.client == nil:
@@ -208,6 +209,11 @@ func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error
 			closeFn()
 		}
 		conn, closeFn = nil, nil
+		if isNoPerm(err) {
+			// The user may not mark the stream (or read it): retrying
+			// cannot help, and the caller must hear why.
+			return fmt.Errorf("redisstore: watch: %w", err)
+		}
 		// On Cluster the next connection goes to the stream's master in
 		// the client's slot map: have it reloaded, or a watch whose
 		// process makes no other call would dial a dead master until the
@@ -543,6 +549,13 @@ func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (in
 		}
 	}
 	return n, nil
+}
+
+// isNoPerm reports whether err is Redis's NOPERM error: the user's ACL
+// forbids the command or the key.
+func isNoPerm(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOPERM")
 }
 
 // isNoGroup reports whether err is Redis's NOGROUP error: the stream or
