@@ -188,15 +188,20 @@
 // leave the key written and unannounced (see below). The Store reads
 // CLUSTER SLOTS when it first writes, again every second while it writes
 // (in the background; before the write when it wrote nothing for 1.5 s),
-// and after a MOVED or a failure the slot map can explain; a MOVED
-// answered to the XADD alone is followed, with the stream read anew, so
-// an announcement does not go missing. A watch reads CLUSTER SLOTS once a
-// second. A failover keeps the masters' slots, so it keeps their stream
-// keys: the watch follows each stream to the promoted replica. A
-// resharding that moves a master's lowest slot gives it another stream
-// key; writers use it within 1.5 s (as soon as every node they ask knows
-// of the move), and a watch reports Lost, waits two seconds for them, and
-// reads the new set of streams, ending in Synced.
+// and after a MOVED or a failure the slot map can explain. When the XADD
+// alone answers MOVED, or its answer comes more than 1.5 s after the map
+// that named the stream was read (a request delayed on its way, a map
+// kept because CLUSTER SLOTS failed), the Store asks the key's master
+// itself for its slots (CLUSTER SLOTS on it, one more round trip) and
+// announces again on the stream they name, if another one, so an
+// acknowledged announcement is never left on a stream nobody reads. A
+// watch reads CLUSTER SLOTS once a second. A failover keeps the masters'
+// slots, so it keeps their stream keys: the watch follows each stream to
+// the promoted replica. A resharding that moves a master's lowest slot
+// gives it another stream key; writers use it within 1.5 s (as soon as
+// the nodes they ask know of the move), and a watch reports Lost, waits
+// two seconds for them, and reads the new set of streams, ending in
+// Synced.
 //
 // A reader in another language follows the announcements on Cluster with:
 // CLUSTER SHARDS (or CLUSTER SLOTS); for each master, its lowest slot s and

@@ -17,7 +17,8 @@ func (s *Store) StreamFor(ctx context.Context, jti string) (string, error) {
 	if s.streams == nil {
 		return s.stream, nil
 	}
-	return s.streams.streamFor(ctx, s.key(jti))
+	st, _, err := s.streams.streamFor(ctx, s.key(jti))
+	return st, err
 }
 
 // ClusterStreamKey is clusterStreamKey, for tests that check the layout.

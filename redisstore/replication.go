@@ -165,9 +165,14 @@ type pipeWrite struct {
 // write, so on any other connection it would answer for some other write,
 // and after both it covers both. Results land in w.cmds as a TxPipeline
 // would leave them. It follows MOVED and ASK (resharding, failover) like
-// go-redis does, for the commands (the whole write is sent again: every
-// write of this package is idempotent) and for the announcement alone
-// (the map of streams is read again first), and returns an error wrapping
+// go-redis does for the commands (the whole write is sent again: every
+// write of this package is idempotent). The announcement alone follows an
+// ASK (its stream's key is migrating with its slot); after a MOVED, or
+// when the map that named its stream is older than streamMapStaleAge once
+// the answer is in, it asks the master it wrote to for that master's
+// slots and announces again on the stream they name (the master holding a
+// key always knows its own slots; another node, or an old map, may not).
+// It returns an error wrapping
 // ErrNotReplicated when fewer than s.waitReplicas acknowledged. An error
 // of the announcement says so ("announcing on the stream ...").
 func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
@@ -177,7 +182,11 @@ func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
 	}
 	asking := false
 	keyDone := len(w.cmds) == 0
-	var stream string
+	var (
+		stream  string
+		mapRead time.Time // when the map that named stream was read
+		viaAsk  bool      // the announcement follows an ASK
+	)
 	for attempt := 0; ; attempt++ {
 		var wire []redis.Cmder
 		if asking {
@@ -202,7 +211,7 @@ func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
 		var xadd *redis.StringCmd
 		if w.jti != "" {
 			if stream == "" {
-				if stream, err = s.streams.streamFor(ctx, w.key); err != nil {
+				if stream, mapRead, err = s.streams.streamFor(ctx, w.key); err != nil {
 					return fmt.Errorf("announcing on the stream: %w", err)
 				}
 			}
@@ -240,7 +249,7 @@ func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
 				if node, err = s.nodeAt(ctx, addr); err != nil {
 					return err
 				}
-				asking, stream = ask, ""
+				asking, stream, viaAsk = ask, "", false
 				if s.streams != nil {
 					// The map of streams is as stale as the client's.
 					if _, err := s.streams.read(ctx, time.Now()); err != nil {
@@ -265,15 +274,34 @@ func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
 			}
 			keyDone = true
 		}
-		var moved string
-		var movedAsk bool
+		// Whether the announcement is on the stream of the master holding
+		// the key, as that master sees its slots (verify), or is to follow
+		// an ASK (ask).
+		var verify bool
+		var ask string
 		if xadd != nil {
-			addr, ask, ok := redirection([]redis.Cmder{xadd})
+			addr, isAsk, redirected := redirection([]redis.Cmder{xadd})
 			switch {
-			case ok && attempt < maxRedirects:
-				moved, movedAsk = addr, ask
+			case redirected && attempt >= maxRedirects:
+				return s.announceErr(stream, xadd.Err())
+			case redirected && isAsk:
+				// The stream's slot is migrating and its key has left:
+				// it is still this master's stream until the slot has
+				// moved, and a watch notices the move after this.
+				ask = addr
+			case redirected:
+				verify = true
 			case xadd.Err() != nil:
 				return s.announceErr(stream, xadd.Err())
+			case !viaAsk && time.Since(mapRead) > streamMapStaleAge:
+				// The map that named the stream is older than a watch
+				// waits after a resharding (topologyGrace) before it
+				// trusts the new set of streams, less a margin: a
+				// request delayed on its way, or a map kept because
+				// CLUSTER SLOTS failed. The stream of this master may
+				// have changed meanwhile without any error (the old
+				// one's slot is still here); ask the master.
+				verify = true
 			}
 		}
 		if wait != nil {
@@ -287,26 +315,43 @@ func (s *Store) writeOn(ctx context.Context, w pipeWrite) error {
 				return fmt.Errorf("%w: %d of %d replicas acknowledged within %d ms", ErrNotReplicated, n, s.waitReplicas, s.waitMS)
 			}
 		}
-		if moved == "" {
+		switch {
+		case ask != "":
+			if node, err = s.nodeAt(ctx, ask); err != nil {
+				return s.announceErr(stream, err)
+			}
+			asking, viaAsk = true, true
+			continue
+		case !verify:
 			return nil
 		}
-		// The stream's slot is not on this master: the map of streams is
-		// stale. Read it again; if the stream of key's master is another
-		// key now, announce there, on key's master; if it is the same key,
-		// follow the redirection with the announcement alone.
-		m, err := s.streams.read(ctx, time.Now())
+		// The stream's slot is not on this master (MOVED), or the map that
+		// named it is old. An announcement belongs on the stream of the
+		// master holding the key, which that master names best: ask it
+		// (never follow a MOVED to another master's slot, where the stream
+		// may be nobody's). Announce again where it says, if elsewhere.
+		m, err := s.streams.readFrom(ctx, node)
 		if err != nil {
 			return s.announceErr(stream, err)
 		}
-		asking = false
-		if next := m.streamOf(keySlot(w.key)); next != stream && next != "" {
-			stream = next
-			continue
+		r := m.rangeOf(keySlot(w.key))
+		if r.stream == "" {
+			return s.announceErr(stream, fmt.Errorf("no master serves slot %d", keySlot(w.key)))
 		}
-		if node, err = s.nodeAt(ctx, moved); err != nil {
-			return s.announceErr(stream, err)
+		if r.stream == stream && r.master == node.Options().Addr && xadd.Err() == nil {
+			return nil // it was this master's stream
 		}
-		asking = movedAsk
+		if attempt >= maxRedirects {
+			return s.announceErr(stream, fmt.Errorf("the stream of the key's master kept moving (last %s on %s)", r.stream, r.master))
+		}
+		if r.master != node.Options().Addr {
+			// The key's slot moved on since its write: its new master
+			// announces it.
+			if node, err = s.nodeAt(ctx, r.master); err != nil {
+				return s.announceErr(stream, err)
+			}
+		}
+		stream, mapRead, asking, viaAsk = r.stream, m.read, false, false
 	}
 }
 

@@ -76,10 +76,13 @@ func clusterStreamKey(prefix string, slot int) string {
 // master, succeeds unseen. So a write uses a map read (CLUSTER SLOTS sent)
 // at most streamMapStaleAge before it: past streamMapMaxAge the map is
 // read again in the background while writes go on with it, past
-// streamMapStaleAge (a writer idle that long) the write reads it first.
-// A watch waits topologyGrace, longer than streamMapStaleAge, between
-// noticing a new set of streams and reading them (see watchCluster), so
-// every write after its Synced uses a map read after the resharding.
+// streamMapStaleAge (a writer idle that long) the write reads it first,
+// and a write whose answer comes more than streamMapStaleAge after the map
+// was read asks its master which stream is its own (see writeOn). A watch
+// waits topologyGrace, longer than streamMapStaleAge, between noticing a
+// new set of streams and reading them (see watchCluster), so every write
+// whose announcement lands after its Synced used a map read after the
+// resharding, or was checked against its master's own slots.
 const (
 	streamMapMaxAge   = time.Second
 	streamMapStaleAge = 1500 * time.Millisecond
@@ -90,6 +93,7 @@ const (
 type slotStream struct {
 	start, end int // inclusive
 	stream     string
+	master     string // the address of the master serving the range
 }
 
 // streamMap is one reading of the cluster's slot map, as stream keys.
@@ -102,14 +106,20 @@ type streamMap struct {
 // streamOf returns the stream key of the master serving slot, or "" when
 // no master serves it.
 func (m *streamMap) streamOf(slot int) string {
+	return m.rangeOf(slot).stream
+}
+
+// rangeOf returns the range of slots holding slot, or the zero slotStream
+// when no master serves it.
+func (m *streamMap) rangeOf(slot int) slotStream {
 	i, found := slices.BinarySearchFunc(m.ranges, slot, func(r slotStream, slot int) int { return r.start - slot })
 	if !found {
 		i--
 	}
 	if i >= 0 && slot <= m.ranges[i].end {
-		return m.ranges[i].stream
+		return m.ranges[i]
 	}
-	return ""
+	return slotStream{}
 }
 
 // newStreamMap turns CLUSTER SLOTS into stream keys: each master's stream
@@ -133,7 +143,7 @@ func newStreamMap(prefix string, slots []redis.ClusterSlot) (*streamMap, error) 
 	m := new(streamMap)
 	for _, r := range slots {
 		key := clusterStreamKey(prefix, lowest[master(r)])
-		m.ranges = append(m.ranges, slotStream{start: r.Start, end: r.End, stream: key})
+		m.ranges = append(m.ranges, slotStream{start: r.Start, end: r.End, stream: key, master: r.Nodes[0].Addr})
 		m.keys = append(m.keys, key)
 	}
 	slices.SortFunc(m.ranges, func(a, b slotStream) int { return a.start - b.start })
@@ -179,6 +189,31 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 	return m, nil
 }
 
+// readFrom reads CLUSTER SLOTS from node, the master a write went to:
+// the master whose stream an announcement must be on always knows its
+// own slots, whatever the other nodes have learnt yet. The reading
+// becomes the current map unless a newer one is.
+func (cs *clusterStreams) readFrom(ctx context.Context, node *redis.Client) (*streamMap, error) {
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+	defer cancel()
+	sent := time.Now()
+	slots, err := node.ClusterSlots(rctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS on %s: %w", node.Options().Addr, err)
+	}
+	m, err := newStreamMap(cs.prefix, slots)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: %s: %w", node.Options().Addr, err)
+	}
+	m.read = sent
+	for {
+		cur := cs.cur.Load()
+		if cur != nil && !cur.read.Before(sent) || cs.cur.CompareAndSwap(cur, m) {
+			return m, nil
+		}
+	}
+}
+
 // current returns the map, reading it first when there is none or it is
 // older than streamMapStaleAge, and starting a reading in the background
 // when it is older than streamMapMaxAge.
@@ -205,24 +240,25 @@ func (cs *clusterStreams) current(ctx context.Context) (*streamMap, error) {
 	return m, nil
 }
 
-// streamFor returns the stream of the master serving key's slot.
-func (cs *clusterStreams) streamFor(ctx context.Context, key string) (string, error) {
+// streamFor returns the stream of the master serving key's slot, and when
+// the map that says so was read (CLUSTER SLOTS sent).
+func (cs *clusterStreams) streamFor(ctx context.Context, key string) (string, time.Time, error) {
 	m, err := cs.current(ctx)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	slot := keySlot(key)
 	if st := m.streamOf(slot); st != "" {
-		return st, nil
+		return st, m.read, nil
 	}
 	// Not served in the map we have: it may be stale.
 	if m, err = cs.read(ctx, m.read); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if st := m.streamOf(slot); st != "" {
-		return st, nil
+		return st, m.read, nil
 	}
-	return "", fmt.Errorf("no master serves slot %d", slot)
+	return "", time.Time{}, fmt.Errorf("no master serves slot %d", slot)
 }
 
 // invalidate marks the map as due for a reading: the next write reads it
