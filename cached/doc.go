@@ -36,7 +36,9 @@
 //   - Revoke writes through first; only when the next Store accepted it is
 //     the local entry updated, to the later of the old and new exp.
 //   - Errors are never cached: a failed lookup leaves nothing behind and
-//     the next check asks again, so an outage leaves no stale answer.
+//     the next check asks again, so an outage leaves no stale answer. A
+//     panic of the next Store in a lookup is raised again in every check
+//     waiting for it, as a direct call would raise it.
 //   - Concurrent misses on one id make a single lookup (singleflight),
 //     whether they come from IsRevoked, RevokedUntil or RevokedUntilEach;
 //     a batch reads the ids no lookup in flight covers in one call. A

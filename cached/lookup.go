@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -88,6 +89,9 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 	var again []int
 	for k, f := range flights {
 		e, err := f.wait(wctx, lost)
+		if p, ok := err.(*lookupPanic); ok {
+			panic(p) // in this caller, as a direct call to the next Store would
+		}
 		if err == nil && !own && !e.revoked && (e.gen != s.gen.Load() || f.done != mine && now >= e.until) {
 			// The shared lookup began before the watch was lost or
 			// resynced (possibly long before this call: a read held by a
@@ -171,7 +175,7 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) (f
 	}
 	go func() {
 		defer cancel()
-		es, err := s.fetch(ctx, ledIDs, now)
+		es, err := s.fetchRecovered(ctx, ledIDs, now)
 		for j := range led {
 			if err != nil {
 				led[j].err = err
@@ -191,6 +195,32 @@ func (s *Store) board(ctx context.Context, ids []string, now int64, own bool) (f
 		close(done)
 	}()
 	return flights, done
+}
+
+// lookupPanic is what a lookup whose next Store panicked leaves for the
+// checks waiting for it: each panics with it in its own goroutine, where
+// the caller (net/http, say) may recover it, as it would a panic of a
+// direct call; a panic left in the lookup's goroutine would end the
+// process.
+type lookupPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *lookupPanic) Error() string {
+	return fmt.Sprintf("cached: the next store panicked in a lookup: %v\n\n%s", p.value, p.stack)
+}
+
+// fetchRecovered is fetch, with a panic of the next Store returned as a
+// *lookupPanic and counted in Errors.
+func (s *Store) fetchRecovered(ctx context.Context, ids []string, now int64) (es []entry, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.errors.Add(1)
+			es, err = nil, &lookupPanic{value: v, stack: debug.Stack()}
+		}
+	}()
+	return s.fetch(ctx, ids, now)
 }
 
 // forget keeps later checks of jti from sharing the lookup of it in

@@ -6,6 +6,7 @@ package cached_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -85,4 +86,85 @@ type heldUnannounced struct {
 
 func (u heldUnannounced) Watch(ctx context.Context, fn func(blocklist.Event)) error {
 	return u.feed.Watch(ctx, fn)
+}
+
+// panicStore is a memorystore whose lookups of "boom" panic, after
+// waiting until release is closed (so that checks can join them).
+type panicStore struct {
+	*memorystore.Store
+	release chan struct{}
+}
+
+func (p *panicStore) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	if jti == "boom" {
+		<-p.release
+		panic("panicstore: boom")
+	}
+	return p.Store.RevokedUntil(ctx, jti)
+}
+
+func (p *panicStore) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	for _, jti := range jtis {
+		if jti == "boom" {
+			<-p.release
+			panic("panicstore: boom")
+		}
+	}
+	return p.Store.RevokedUntilEach(ctx, jtis, until)
+}
+
+// A next Store that panics in a lookup panics in every check waiting for
+// that lookup, as a direct call would (net/http then recovers it for the
+// request, and fails it), instead of in the lookup's own goroutine, which
+// nothing can recover and which ends the process; no check is left
+// waiting, the lookup is not shared after it, and nothing is cached.
+func TestNextStorePanicReachesEveryWaiter(t *testing.T) {
+	for _, watch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("watch=%v", watch), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &panicStore{Store: newMemory(t), release: make(chan struct{})}
+				var opts []cached.Option
+				if !watch {
+					opts = append(opts, cached.WithoutWatch())
+				}
+				c := newCached(t, p, opts...)
+				synctest.Wait()
+				ctx := context.Background()
+				checks := []func(){
+					func() { _, _ = c.IsRevoked(ctx, "boom") },
+					func() { _, _ = c.RevokedUntil(ctx, "boom") },
+					func() { _ = c.RevokedUntilEach(ctx, []string{"fine", "boom"}, make([]time.Time, 2)) },
+				}
+				panics := make(chan any, len(checks))
+				for _, check := range checks {
+					go func() {
+						defer func() { panics <- recover() }()
+						check()
+					}()
+					synctest.Wait()
+				}
+				close(p.release)
+				for range checks {
+					if v := <-panics; v == nil {
+						t.Error("a check of an id whose lookup panicked returned without panicking")
+					} else if msg := fmt.Sprint(v); !strings.Contains(msg, "panicstore: boom") {
+						t.Errorf("panic %q does not carry the next Store's", msg)
+					}
+				}
+				// The next check of it asks again (and panics again); another id is fine.
+				func() {
+					defer func() {
+						if recover() == nil {
+							t.Error("the check after the panic did not ask the next Store again")
+						}
+					}()
+					_, _ = c.IsRevoked(ctx, "boom")
+				}()
+				mustRevoked(t, c, "fine", false, "never revoked")
+				if st := c.Stats(); st.Errors != 2 {
+					t.Errorf("Stats.Errors = %d after two lookups that panicked, want 2", st.Errors)
+				}
+			})
+		})
+	}
 }
