@@ -145,6 +145,12 @@
 // ReadOnly or RouteByLatency): a replica lags, and could answer "not revoked"
 // for a token revoked a moment ago.
 //
+// An ACL user for the Store on Cluster needs the stream keys besides the
+// prefix's: they start with "{" (see Announcements), outside a key
+// pattern such as ~blocklist:*, so grant ~blocklist:* ~{*}blocklist: (with
+// your prefix). Without them every Revoke fails with NOPERM (nothing is
+// lost, but no one can log out), and Watch returns the NOPERM error.
+//
 // # Announcements
 //
 // Every Revoke also announces the revocation on a Redis stream, so that
