@@ -116,7 +116,9 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // nothing was missed: the stream's entries-added must equal the count it
 // had at the last proof plus the entries delivered since, its last id must
 // not have gone back, the oldest entry the stream holds must not be past
-// the last one delivered (nothing unread was trimmed), and the stream must
+// the last one delivered (nothing unread was trimmed), the last entry
+// delivered since the last proof must still be there (nothing read was
+// rolled back, whatever ids the entries added since have), and the stream must
 // be the same incarnation: it carries the consumer group that marks it
 // (created by the first watch that finds none, with MKSTREAM when the
 // stream is missing), which no other stream has. Any entry trimmed (MAXLEN)
@@ -451,6 +453,12 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	// Answers NOGROUP unless the stream is the incarnation cur.marker
 	// marks (and exists).
 	mark := pipe.XPending(rctx, s.stream, cur.marker)
+	// The last entry delivered since the last proof, which must still be
+	// there (see below).
+	var held *redis.XMessageSliceCmd
+	if cur.counted > 0 {
+		held = pipe.XRangeN(rctx, s.stream, cur.pos.String(), cur.pos.String(), 1)
+	}
 	_, _ = pipe.Exec(rctx)
 
 	streams, err := xread.Result()
@@ -476,6 +484,20 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 		return true, true, nil // another incarnation
 	case err != nil:
 		return false, false, err
+	}
+	if held != nil {
+		// A stream rolled back past an entry this watch delivered (a
+		// failover to a replica that lacked it, a restart that lost it)
+		// may have taken as many new entries since as it lost, making up
+		// the count below; on a server whose clock is behind, their ids
+		// are below the position, where no read from it looks. Trimmed
+		// or deleted entries are caught below either way.
+		switch msgs, err := held.Result(); {
+		case err != nil:
+			return false, false, err
+		case len(msgs) == 0:
+			return true, true, nil
+		}
 	}
 	last, err := parseStreamID(info.LastGeneratedID)
 	if err != nil {

@@ -1,0 +1,137 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/chaosproxy"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// TestWatchRollbackBehindClock: the watch reads an announcement, its link
+// is cut, and the stream goes back to an earlier state of the same
+// incarnation (a failover to a replica that had not received it, marker
+// group and counters included), on a server whose clock is behind: the
+// next announcement there gets an id below the one the watch read last,
+// and makes up the count the rollback took away. Reading on from its
+// position, the watch would never see it; it must report Synced (or
+// deliver it), never Resumed without it.
+func TestWatchRollbackBehindClock(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Redis(t)
+	proxy := proxied(t, srv.Addr())
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	direct := redistest.Client(t, srv.Addr())
+	writer := redisstore.New(direct, redisstore.WithPrefix(prefix))
+	watcher := redisstore.New(redistest.Client(t, proxy.Addr()), redisstore.WithPrefix(prefix))
+	exp := time.Now().Add(time.Hour)
+
+	events := make(chan blocklist.Event, 100)
+	hold, release := make(chan struct{}), make(chan struct{})
+	watchCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	defer func() {
+		stop()
+		<-done
+	}()
+	go func() {
+		done <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
+			events <- ev
+			if ev.Kind == blocklist.Revoked && ev.JTI == "read-then-lost" {
+				close(hold)
+				<-release
+			}
+		})
+	}()
+	next := func(what string, ok func(blocklist.Event) bool) blocklist.Event {
+		t.Helper()
+		timer := time.NewTimer(10 * time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case ev := <-events:
+				if ok(ev) {
+					return ev
+				}
+			case <-timer.C:
+				t.Fatalf("no %s within 10 s", what)
+			}
+		}
+	}
+	next("Synced", func(ev blocklist.Event) bool { return ev.Kind == blocklist.Synced })
+	for i := range 5 {
+		if err := writer.Revoke(ctx, "before-"+strconv.Itoa(i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next("the first revocations", func(ev blocklist.Event) bool { return ev.JTI == "before-4" })
+	time.Sleep(watchProofPause) // a snapshot proves them
+	// The state a lagging replica holds.
+	dump, err := direct.Dump(ctx, prefix).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := writer.Revoke(ctx, "read-then-lost", exp); err != nil {
+		t.Fatal(err)
+	}
+	lost := next("the announcement the replica lacks", func(ev blocklist.Event) bool { return ev.JTI == "read-then-lost" })
+	<-hold
+	// While the watch delivers it, its link breaks and the stream rolls
+	// back; the new master's clock is behind the old one's.
+	if err := proxy.Set(chaosproxy.Refuse); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.RestoreReplace(ctx, prefix, 0, dump).Err(); err != nil {
+		t.Fatal(err)
+	}
+	behind := fmt.Sprintf("%d-%d", lost.Announced.UnixMilli()-1, 1<<40)
+	ms := strconv.FormatInt(exp.UnixMilli(), 10)
+	if err := direct.XAdd(ctx, &redis.XAddArgs{Stream: prefix, ID: behind, Values: []string{"jti", "behind", "exp", ms}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Set(ctx, prefix+"behind", "1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Set(chaosproxy.Pass); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+
+	var kinds []string
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	resumed := false
+	for {
+		select {
+		case ev := <-events:
+			kinds = append(kinds, ev.Kind.String())
+			switch {
+			case ev.Kind == blocklist.Revoked && ev.JTI == "behind":
+				return
+			case ev.Kind == blocklist.Synced:
+				return
+			case ev.Kind == blocklist.Resumed:
+				resumed = true
+				timer.Reset(2 * time.Second)
+			}
+		case <-timer.C:
+			t.Fatalf("the announcement made after the rollback, below the watch's position, was never delivered, and the watch stayed live; events since: %q (Resumed: %v)",
+				strings.Join(kinds, " "), resumed)
+		}
+	}
+}
+
+// watchProofPause is longer than a watch takes to prove what it read (a
+// blocking read of a quarter second, then a snapshot).
+const watchProofPause = 600 * time.Millisecond
