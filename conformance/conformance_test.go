@@ -58,6 +58,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"forgets-when-closed":   "Closed",
 		"scan-misses-an-entry":  "Scan",
 		"scan-swallows-errors":  "Unavailable",
+		"reorders-one-id":       "Watch",
 	}
 	// The children mostly sleep, waiting for entries to expire: start them
 	// all at once rather than GOMAXPROCS at a time as parallel subtests.
@@ -106,6 +107,8 @@ func TestBrokenStore(t *testing.T) {
 			return &forgetsWhenClosed{Store: s}
 		case "scan-misses-an-entry":
 			return scanMisses{s}
+		case "reorders-one-id":
+			return reordersOneID{s}
 		}
 		return &broken{Store: s, flaw: flaw}
 	}, conformance.WithUnavailable(func(t *testing.T) blocklist.Store {
@@ -281,6 +284,26 @@ func (s scanMisses) ScanRevoked(ctx context.Context, fn func(string, time.Time) 
 			return nil
 		}
 		return fn(jti, until)
+	})
+}
+
+// reordersOneID is a correct store whose Watch, after each revocation of an
+// id it reported before, reports the previous one again: a watcher applying
+// events in the order received ends with an older exp than the last
+// revocation's.
+type reordersOneID struct{ *memorystore.Store }
+
+func (r reordersOneID) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	last := make(map[string]blocklist.Event)
+	return r.Store.Watch(ctx, func(ev blocklist.Event) {
+		fn(ev)
+		if ev.Kind != blocklist.Revoked {
+			return
+		}
+		if prev, ok := last[ev.JTI]; ok {
+			fn(prev)
+		}
+		last[ev.JTI] = ev
 	})
 }
 

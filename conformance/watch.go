@@ -62,7 +62,7 @@ func nextEvent(t *testing.T, events <-chan blocklist.Event, what string) blockli
 }
 
 // testWatch checks that revocations made through one instance are reported
-// to a watcher, with their exact ids and exps, in order, after Synced; that
+// to a watcher, with their exact ids and exps, in order per id, after Synced; that
 // a past exp is not reported; and that Watch honours its context.
 func testWatch(t *testing.T, s blocklist.Store, cfg config) {
 	if _, ok := s.(blocklist.WatchStore); !ok {
@@ -87,6 +87,7 @@ func testWatch(t *testing.T, s blocklist.Store, cfg config) {
 	exp := time.Now().Add(time.Hour)
 	ids := oddIDs()
 	pending := make(map[string]bool, len(ids))
+	seen := make(map[string]bool, len(ids))
 	for i, jti := range ids {
 		if i == len(ids)/2 {
 			revoke(t, s, "past", time.Now().Add(-time.Second))
@@ -94,7 +95,7 @@ func testWatch(t *testing.T, s blocklist.Store, cfg config) {
 		revoke(t, s, jti, exp)
 		pending[jti] = true
 	}
-	for seen := make(map[string]bool, len(ids)); len(pending) > 0; {
+	for len(pending) > 0 {
 		var next string
 		for next = range pending {
 			break
@@ -113,6 +114,45 @@ func testWatch(t *testing.T, s blocklist.Store, cfg config) {
 		}
 		delete(pending, ev.JTI) // reported again: allowed
 		seen[ev.JTI] = true
+	}
+
+	// Revocations of one id are reported in the order made: each later
+	// exp extends the entry, and a watcher applying the events in the
+	// order received ends with the last one.
+	const again = "again"
+	exps := []time.Time{exp.Add(time.Hour), exp.Add(2 * time.Hour), exp.Add(3 * time.Hour)}
+	for _, e := range exps {
+		revoke(t, s, again, e)
+	}
+	for next := 0; next < len(exps); {
+		ev := nextEvent(t, events, fmt.Sprintf("revocation %d of %d of %q", next+1, len(exps), again))
+		switch {
+		case ev.Kind != blocklist.Revoked:
+			t.Fatalf("event %s while waiting for revocation %d of %q", ev.Kind, next+1, again)
+		case ev.JTI != again:
+			if !seen[ev.JTI] {
+				t.Fatalf("a revocation of %s was reported, which was not made", quote(ev.JTI))
+			}
+			continue // an earlier one reported again: allowed
+		}
+		at := -1
+		for i, e := range exps {
+			if !ev.Exp.Before(e.Truncate(time.Millisecond)) && !ev.Exp.After(e.Add(time.Second)) {
+				at = i
+			}
+		}
+		switch {
+		case at < 0:
+			t.Fatalf("revocation of %q reported with Exp %s, which was never made", again, ev.Exp.Format(time.RFC3339Nano))
+		case at > next:
+			t.Fatalf("revocation %d of %q reported while waiting for revocation %d: revocations of one id must each be reported, in the order made",
+				at+1, again, next+1)
+		case at < next-1:
+			t.Fatalf("revocation %d of %q reported after revocation %d: revocations of one id must be reported in the order made",
+				at+1, again, next)
+		case at == next:
+			next++
+		}
 	}
 
 	testWatchStalled(t, s, w)
