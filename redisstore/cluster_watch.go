@@ -29,7 +29,7 @@ func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) erro
 	agg := &clusterWatch{fn: fn}
 	var backoff time.Duration
 	for {
-		m, err := s.streams.read(ctx, time.Now())
+		m, err := s.streams.readWithin(ctx, time.Now())
 		if err == nil {
 			backoff = 0
 			err = s.watchStreams(ctx, m.keys, agg)
@@ -133,7 +133,7 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 			case <-tick.C:
 			}
 			// An error is for the streams' watches to report.
-			if m, err := s.streams.read(wctx, time.Now()); err == nil && !slices.Equal(m.keys, keys) {
+			if m, err := s.streams.readWithin(wctx, time.Now()); err == nil && !slices.Equal(m.keys, keys) {
 				close(changed)
 				return
 			}

@@ -95,7 +95,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if !cfg.noEvents {
 		s.stream = cfg.prefix
 		if isCluster {
-			s.streams = &clusterStreams{client: cluster, prefix: cfg.prefix}
+			s.streams = newClusterStreams(cluster, cfg.prefix)
 		}
 	}
 	_, s.oneNode = client.(*redis.Client)

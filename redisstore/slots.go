@@ -161,22 +161,32 @@ type clusterStreams struct {
 	client *redis.ClusterClient
 	prefix string
 	cur    atomic.Pointer[streamMap]
-	mu     sync.Mutex  // one reading at a time
-	stale  atomic.Bool // a reading in the background is due or running
+	turn   chan struct{} // one reading at a time: holds a value while one runs
+	stale  atomic.Bool   // a reading in the background is due or running
 }
 
-// read reads CLUSTER SLOTS and makes it the current map, unless another
-// reading finished while this one waited for its turn after since.
+func newClusterStreams(client *redis.ClusterClient, prefix string) *clusterStreams {
+	return &clusterStreams{client: client, prefix: prefix, turn: make(chan struct{}, 1)}
+}
+
+// read reads CLUSTER SLOTS within ctx and makes it the current map, unless
+// another reading finished while this one waited for its turn after since.
+// Waiting for the turn ends with ctx too. A reading a write cannot do
+// without (no map yet, a slot the map does not serve, a MOVED) takes the
+// write's ctx: like the write's own commands, it is bounded by the
+// caller and the client's timeouts, not by the watch's silence bound.
 func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap, error) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
+	select {
+	case cs.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading the stream of each master: %w", ctx.Err())
+	}
+	defer func() { <-cs.turn }()
 	if m := cs.cur.Load(); m != nil && m.read.After(since) {
 		return m, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
-	defer cancel()
 	sent := time.Now() // what the answer describes is no older than this
-	slots, err := cs.client.ClusterSlots(rctx).Result()
+	slots, err := cs.client.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS: %w", err)
 	}
@@ -189,15 +199,23 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 	return m, nil
 }
 
+// readWithin is read giving up after WatchSilenceBound: for the watch,
+// which reports a silent server within that bound, and for readings a
+// write can do without (a refresh that falls back on the map it has).
+func (cs *clusterStreams) readWithin(ctx context.Context, since time.Time) (*streamMap, error) {
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+	defer cancel()
+	return cs.read(rctx, since)
+}
+
 // readFrom reads CLUSTER SLOTS from node, the master a write went to:
 // the master whose stream an announcement must be on always knows its
 // own slots, whatever the other nodes have learnt yet. The reading
-// becomes the current map unless a newer one is.
+// becomes the current map unless a newer one is. It takes the write's
+// ctx, as read does.
 func (cs *clusterStreams) readFrom(ctx context.Context, node *redis.Client) (*streamMap, error) {
-	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
-	defer cancel()
 	sent := time.Now()
-	slots, err := node.ClusterSlots(rctx).Result()
+	slots, err := node.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS on %s: %w", node.Options().Addr, err)
 	}
@@ -223,18 +241,19 @@ func (cs *clusterStreams) current(ctx context.Context) (*streamMap, error) {
 		return cs.read(ctx, time.Time{})
 	}
 	if time.Since(m.read) > streamMapStaleAge {
-		if fresh, err := cs.read(ctx, m.read); err == nil {
+		if fresh, err := cs.readWithin(ctx, m.read); err == nil {
 			return fresh, nil
 		}
-		// CLUSTER SLOTS failed (the node asked may be down): announcing
-		// on the map we have beats failing the write; a stream that moved
-		// answers MOVED, which writeOn follows.
+		// CLUSTER SLOTS failed or was slow (the node asked may be down):
+		// announcing on the map we have beats failing the write; writeOn
+		// asks the key's master for its own slots after the write, as it
+		// does for any map older than streamMapStaleAge.
 		return m, nil
 	}
 	if time.Since(m.read) > streamMapMaxAge && cs.stale.CompareAndSwap(false, true) {
 		go func() {
 			defer cs.stale.Store(false)
-			_, _ = cs.read(context.Background(), m.read)
+			_, _ = cs.readWithin(context.Background(), m.read)
 		}()
 	}
 	return m, nil
