@@ -5,6 +5,7 @@ package cached_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -163,6 +164,182 @@ func TestNextStorePanicReachesEveryWaiter(t *testing.T) {
 				mustRevoked(t, c, "fine", false, "never revoked")
 				if st := c.Stats(); st.Errors != 2 {
 					t.Errorf("Stats.Errors = %d after two lookups that panicked, want 2", st.Errors)
+				}
+			})
+		})
+	}
+}
+
+// endingWatch is a memorystore whose Watch returns an error, before the
+// subscriber's context ends, once end is closed: an error retrying cannot
+// fix (announcements turned off, a permission missing).
+type endingWatch struct {
+	*memorystore.Store
+	end chan struct{}
+}
+
+var errWatchEnded = errors.New("endingwatch: cannot watch any more")
+
+func (e endingWatch) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-e.end:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := e.Store.Watch(ctx, fn)
+	select {
+	case <-e.end:
+		return errWatchEnded
+	default:
+		return err
+	}
+}
+
+// A watch that ends before Close, live or lost, leaves no "not revoked"
+// answer of its time trusted: the Store goes on as a cache without a watch
+// (WatchOff), reads the store for every id it does not know revoked, and
+// keeps new "not revoked" answers for NegativeTTL only; the replica stops
+// answering and stale-if-error's window closes.
+func TestWatchEndingDistrustsWhatItVouchedFor(t *testing.T) {
+	for _, replica := range []bool{false, true} {
+		for _, lost := range []bool{false, true} {
+			t.Run(fmt.Sprintf("replica=%v/lost=%v", replica, lost), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { testWatchEnding(t, replica, lost) })
+			})
+		}
+	}
+}
+
+func testWatchEnding(t *testing.T, replica, lost bool) {
+	ctx := context.Background()
+	data, feed := newMemory(t), newMemory(t)
+	w := endingWatch{Store: feed, end: make(chan struct{})}
+	opts := []cached.Option{cached.WithStaleIfError(time.Hour)}
+	if replica {
+		opts = append(opts, cached.WithReplica())
+	}
+	// data holds the revocations, feed announces them (or not).
+	b := liveOver(t, splitStore{data, w}, append(opts, cached.WithNegativeTTL(time.Second))...)
+	mustRevoked(t, b, "x", false, "never revoked: kept for an hour while live")
+	if lost {
+		feed.CutWatches()
+		synctest.Wait()
+		if st := b.Stats(); st.Watch != cached.WatchLost || st.StaleSince.IsZero() {
+			t.Fatalf("after the cut: %+v, want lost and stale-if-error's window open", st)
+		}
+	}
+	exp := time.Now().Add(time.Hour)
+	if err := data.Revoke(ctx, "x", exp); err != nil { // never announced
+		t.Fatal(err)
+	}
+	errs := b.Stats().Errors
+	close(w.end)
+	synctest.Wait()
+	st := b.Stats()
+	if st.Watch != cached.WatchOff || st.ReplicaReady || !st.StaleSince.IsZero() || st.Errors != errs+1 {
+		t.Fatalf("after the watch ended: %+v, want off, no replica answering, no stale window, one more error", st)
+	}
+	mustRevoked(t, b, "x", true, "a \"not revoked\" cached while the watch vouched for it is not trusted once it ended")
+	mustRevoked(t, b, "y", false, "never revoked")
+	if err := data.Revoke(ctx, "y", exp); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second - 1)
+	mustRevoked(t, b, "y", false, "without a watch: kept for NegativeTTL")
+	time.Sleep(1)
+	mustRevoked(t, b, "y", true, "NegativeTTL has passed")
+}
+
+// splitStore reads and writes revocations in data and watches through
+// watch: what is written into data alone is never announced.
+type splitStore struct {
+	*memorystore.Store
+	watch endingWatch
+}
+
+func (h splitStore) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	return h.watch.Watch(ctx, fn)
+}
+
+func (h splitStore) ScanRevoked(ctx context.Context, fn func(string, time.Time) error) error {
+	return h.Store.ScanRevoked(ctx, fn)
+}
+
+// resumedFirst is a memorystore whose Watch breaks the contract's first
+// event: it reports Lost and Resumed before anything else, as a WatchStore
+// with a bug might, then watches as usual.
+// It then waits for gate before it watches.
+type resumedFirst struct {
+	*memorystore.Store
+	gate chan struct{}
+}
+
+func (r resumedFirst) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	fn(blocklist.Event{Kind: blocklist.Lost})
+	fn(blocklist.Event{Kind: blocklist.Resumed})
+	select {
+	case <-r.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return r.Store.Watch(ctx, fn)
+}
+
+// A watch that never synced has nothing to resume from: a Resumed before
+// the first Synced is taken as a Synced, so the replica is loaded before it
+// answers (it answered "not revoked" for every revocation made before the
+// start).
+func TestReplicaNotServingBeforeLoaded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemory(t)
+		mustRevoke(t, m, "before", time.Now().Add(time.Hour))
+		r := resumedFirst{Store: m, gate: make(chan struct{})}
+		b := newCached(t, r, cached.WithReplica())
+		synctest.Wait()
+		mustRevoked(t, b, "before", true, "revoked before the start")
+		if st := b.Stats(); st.ReplicaLoads == 0 && st.ReplicaReady {
+			t.Errorf("Stats %+v: the replica answers without a load", st)
+		}
+		close(r.gate)
+		synctest.Wait()
+		mustRevoked(t, b, "before", true, "revoked before the start")
+		if st := b.Stats(); !st.ReplicaReady || st.Watch != cached.WatchLive {
+			t.Errorf("Stats %+v, want the replica answering", st)
+		}
+	})
+}
+
+// Every check of an id is a hit or a miss, stale-if-error's answers too:
+// one given from memory while the watch is lost, without a lookup, is a
+// hit; one given after a lookup failed is a miss.
+func TestStaleAnswersAreHitsOrMisses(t *testing.T) {
+	for _, replica := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica=%v", replica), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := newMemory(t)
+				opts := []cached.Option{cached.WithStaleIfError(time.Hour)}
+				if replica {
+					opts = append(opts, cached.WithReplica())
+				}
+				b := liveOver(t, m, opts...)
+				mustRevoked(t, b, "seen", false, "never revoked")
+				mustRevoke(t, b, "revoked", time.Now().Add(time.Hour))
+				m.CutWatches()
+				synctest.Wait()
+				before := b.Stats()
+				mustRevoked(t, b, "seen", false, "stale, from memory")
+				until := make([]time.Time, 2)
+				if err := b.RevokedUntilEach(context.Background(), []string{"seen", "revoked"}, until); err != nil {
+					t.Fatal(err)
+				}
+				st := b.Stats()
+				if checks := (st.Hits - before.Hits) + (st.Misses - before.Misses); checks != 3 || st.StaleAnswers == before.StaleAnswers {
+					t.Errorf("3 checks of an id while stale-if-error answers: %d hits and misses, %d stale answers",
+						checks, st.StaleAnswers-before.StaleAnswers)
 				}
 			})
 		})

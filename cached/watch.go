@@ -174,7 +174,14 @@ func (s *Store) stale(ctx context.Context, jti string, now int64) (entry, bool) 
 // onEvent applies one event of the watch: the only place the watch's
 // events change the Store.
 func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
-	switch ev.Kind {
+	kind := ev.Kind
+	if kind == blocklist.Resumed && s.watchSyncs.Load() == 0 {
+		// A watch that never synced has nothing to resume from (the
+		// contract's first event is Synced or Lost, then Synced): take it
+		// as a Synced, so that a replica is loaded before it answers.
+		kind = blocklist.Synced
+	}
+	switch kind {
 	case blocklist.Revoked:
 		s.record(ev.JTI, ev.Exp, fromWatch)
 		s.watchEvents.Add(1) // after: Stats.WatchEvents counts what checks see
