@@ -150,7 +150,9 @@ type Stats struct {
 	// Answers given now may be as stale as time.Since(StaleSince).
 	StaleSince time.Time
 	// StaleAnswers counts checks answered from memory because the next
-	// Store failed (WithStaleIfError).
+	// Store failed (WithStaleIfError). Each is also a hit (answered
+	// without a lookup while the watch is lost) or a miss (answered after
+	// a lookup failed).
 	StaleAnswers uint64
 }
 
@@ -383,7 +385,9 @@ func (s *Store) answer(ctx context.Context, jtis []string, until []time.Time, ne
 	for i, jti := range jtis {
 		e, ok := s.get(jti, now, needEnd)
 		if !ok {
-			e, ok = s.stale(ctx, jti, now)
+			if e, ok = s.stale(ctx, jti, now); ok {
+				s.hits.Add(1) // from memory, without a lookup
+			}
 		}
 		if !ok {
 			missed = append(missed, i)

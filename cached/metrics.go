@@ -22,7 +22,7 @@ const (
 	ResultHit          = "hit"            // answered from memory (Stats.Hits)
 	ResultMiss         = "miss"           // waited for a lookup in the next Store (Stats.Misses)
 	ResultError        = "error"          // a call to the next Store failed (Stats.Errors)
-	ResultStaleIfError = "stale_if_error" // answered stale after a failure (WithStaleIfError; Stats.StaleAnswers)
+	ResultStaleIfError = "stale_if_error" // answered stale after a failure, also a hit or a miss (WithStaleIfError; Stats.StaleAnswers)
 )
 
 // MarshalText returns the name String returns, so a WatchState reads
