@@ -117,11 +117,12 @@ func firstEntry(info *redis.XInfoStream) (streamID, bool) {
 // had at the last proof plus the entries delivered since, its last id must
 // not have gone back, the oldest entry the stream holds must not be past
 // the last one delivered (nothing unread was trimmed), the last entry
-// delivered since the last proof must still be there (nothing read was
-// rolled back, whatever ids the entries added since have), and the stream must
-// be the same incarnation: it carries the consumer group that marks it
-// (created by the first watch that finds none, with MKSTREAM when the
-// stream is missing), which no other stream has. Any entry trimmed (MAXLEN)
+// delivered (or the stream's last at the last proof) must still be there
+// (nothing read was rolled back, whatever ids the entries added since
+// have), and the stream must be the same incarnation: it carries the
+// consumer group that marks it (created by the first watch that finds
+// none, with MKSTREAM when the stream is missing), which no other stream
+// has. Any entry trimmed (MAXLEN)
 // or deleted before it was read, a stream deleted and made again at any
 // speed, a Redis that lost its data or rolled back in a restart, or a
 // failover to a replica that lacks announcements, breaks one of these;
@@ -246,6 +247,10 @@ type cursor struct {
 	anchor  streamID // the stream's last id at the last proof
 	ordinal int64    // the stream's entries-added at the last proof
 	counted int64    // entries after anchor delivered since the last proof
+	// held: pos is the id of an entry the stream held when the watch
+	// last looked (one it delivered, or the last entry at a proof), so
+	// it must still be there unless the stream lost what the watch read.
+	held bool
 	// marker names the consumer group that marks the incarnation of the
 	// stream the cursor belongs to. Counters alone cannot tell a stream
 	// from another one made after it was deleted or lost (entries trimmed
@@ -453,10 +458,9 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	// Answers NOGROUP unless the stream is the incarnation cur.marker
 	// marks (and exists).
 	mark := pipe.XPending(rctx, s.stream, cur.marker)
-	// The last entry delivered since the last proof, which must still be
-	// there (see below).
+	// The entry at the position, which must still be there (see below).
 	var held *redis.XMessageSliceCmd
-	if cur.counted > 0 {
+	if cur.held {
 		held = pipe.XRangeN(rctx, s.stream, cur.pos.String(), cur.pos.String(), 1)
 	}
 	_, _ = pipe.Exec(rctx)
@@ -486,12 +490,12 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 		return false, false, err
 	}
 	if held != nil {
-		// A stream rolled back past an entry this watch delivered (a
+		// A stream rolled back past an entry this watch read (a
 		// failover to a replica that lacked it, a restart that lost it)
 		// may have taken as many new entries since as it lost, making up
-		// the count below; on a server whose clock is behind, their ids
-		// are below the position, where no read from it looks. Trimmed
-		// or deleted entries are caught below either way.
+		// the count below and its last id; on a server whose clock is
+		// behind, their ids are below the position, where no read from
+		// it looks. Trimmed or deleted entries are caught below anyway.
 		switch msgs, err := held.Result(); {
 		case err != nil:
 			return false, false, err
@@ -535,6 +539,7 @@ func (s *Store) snapshotRead(ctx context.Context, c redis.Cmdable, cur *cursor, 
 	cur.anchor, cur.ordinal, cur.counted = last, info.EntriesAdded, 0
 	if cur.pos.less(last) {
 		cur.pos = last
+		cur.held = info.LastEntry.ID == info.LastGeneratedID
 	}
 	return true, false, nil
 }
@@ -554,7 +559,7 @@ func deliver(streams []redis.XStream, cur *cursor, fn func(blocklist.Event)) (in
 			if !cur.pos.less(id) {
 				continue // not after the position: cannot happen, but never count twice
 			}
-			cur.pos = id
+			cur.pos, cur.held = id, true
 			n++
 			if cur.anchor.less(id) {
 				cur.counted++

@@ -25,8 +25,23 @@ import (
 // and makes up the count the rollback took away. Reading on from its
 // position, the watch would never see it; it must report Synced (or
 // deliver it), never Resumed without it.
+//
+// "read": the link breaks while the watch delivers the entry, before a
+// snapshot proved it. "proved": after the proof; the new master then also
+// takes an entry with an id above the old last one, so the stream's last
+// id is not behind the one proved either.
 func TestWatchRollbackBehindClock(t *testing.T) {
 	t.Parallel()
+	for _, proved := range []bool{false, true} {
+		name := map[bool]string{false: "read", true: "proved"}[proved]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testWatchRollbackBehindClock(t, proved)
+		})
+	}
+}
+
+func testWatchRollbackBehindClock(t *testing.T, proved bool) {
 	srv := testserver.Redis(t)
 	proxy := proxied(t, srv.Addr())
 	ctx := t.Context()
@@ -47,7 +62,7 @@ func TestWatchRollbackBehindClock(t *testing.T) {
 	go func() {
 		done <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
 			events <- ev
-			if ev.Kind == blocklist.Revoked && ev.JTI == "read-then-lost" {
+			if ev.Kind == blocklist.Revoked && ev.JTI == "read-then-lost" && !proved {
 				close(hold)
 				<-release
 			}
@@ -86,9 +101,14 @@ func TestWatchRollbackBehindClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := next("the announcement the replica lacks", func(ev blocklist.Event) bool { return ev.JTI == "read-then-lost" })
-	<-hold
-	// While the watch delivers it, its link breaks and the stream rolls
-	// back; the new master's clock is behind the old one's.
+	if proved {
+		time.Sleep(watchProofPause)
+	} else {
+		<-hold
+	}
+	// While the watch delivers it (or once it proved it), its link breaks
+	// and the stream rolls back; the new master's clock is behind the old
+	// one's.
 	if err := proxy.Set(chaosproxy.Refuse); err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +123,19 @@ func TestWatchRollbackBehindClock(t *testing.T) {
 	if err := direct.Set(ctx, prefix+"behind", "1", time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if proved {
+		// The clock caught up: an entry above the old last id.
+		ahead := fmt.Sprintf("%d-0", lost.Announced.UnixMilli()+1)
+		if err := direct.XAdd(ctx, &redis.XAddArgs{Stream: prefix, ID: ahead, Values: []string{"jti", "ahead", "exp", ms}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := proxy.Set(chaosproxy.Pass); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	if !proved {
+		close(release)
+	}
 
 	var kinds []string
 	timer := time.NewTimer(10 * time.Second)
