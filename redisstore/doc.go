@@ -108,7 +108,9 @@
 // Announcements), so the store needs little from the cluster beyond what
 // go-redis's ClusterClient does already: route each key to the master that
 // owns its slot and follow MOVED and ASK redirections; it reads CLUSTER
-// SLOTS itself to name each master's stream. Wire it with
+// SLOTS itself to name each master's stream (or calls the client's
+// ClusterSlots option instead, when set: standalone servers the client
+// shards itself answer no CLUSTER SLOTS). Wire it with
 //
 //	client := redis.NewClusterClient(&redis.ClusterOptions{
 //		Addrs:                 []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},

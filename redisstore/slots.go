@@ -186,7 +186,7 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 		return m, nil
 	}
 	sent := time.Now() // what the answer describes is no older than this
-	slots, err := cs.client.ClusterSlots(ctx).Result()
+	slots, err := cs.slots(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS: %w", err)
 	}
@@ -197,6 +197,20 @@ func (cs *clusterStreams) read(ctx context.Context, since time.Time) (*streamMap
 	m.read = sent
 	cs.cur.Store(m)
 	return m, nil
+}
+
+// slots reads the slot map: the client's ClusterSlots option when it has
+// one (standalone servers the client shards by that map, which answer no
+// CLUSTER SLOTS), else CLUSTER SLOTS on node, or on a node of the
+// client's choice when node is nil.
+func (cs *clusterStreams) slots(ctx context.Context, node *redis.Client) ([]redis.ClusterSlot, error) {
+	if manual := cs.client.Options().ClusterSlots; manual != nil {
+		return manual(ctx)
+	}
+	if node != nil {
+		return node.ClusterSlots(ctx).Result()
+	}
+	return cs.client.ClusterSlots(ctx).Result()
 }
 
 // readWithin is read giving up after WatchSilenceBound: for the watch,
@@ -215,7 +229,7 @@ func (cs *clusterStreams) readWithin(ctx context.Context, since time.Time) (*str
 // ctx, as read does.
 func (cs *clusterStreams) readFrom(ctx context.Context, node *redis.Client) (*streamMap, error) {
 	sent := time.Now()
-	slots, err := node.ClusterSlots(ctx).Result()
+	slots, err := cs.slots(ctx, node)
 	if err != nil {
 		return nil, fmt.Errorf("reading the stream of each master: CLUSTER SLOTS on %s: %w", node.Options().Addr, err)
 	}

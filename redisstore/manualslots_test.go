@@ -1,0 +1,78 @@
+package redisstore_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtblocklist/blocklist"
+	"github.com/jwtblocklist/blocklist/internal/redistest"
+	"github.com/jwtblocklist/blocklist/internal/testserver"
+	"github.com/jwtblocklist/blocklist/redisstore"
+)
+
+// TestManualClusterSlots: a ClusterClient whose slot map comes from its
+// ClusterSlots option (standalone servers sharded by the client, which
+// go-redis supports) has no CLUSTER SLOTS to ask. Revoke, Watch and
+// Streams take the map from the option, as the client routes by it.
+func TestManualClusterSlots(t *testing.T) {
+	t.Parallel()
+	a, b := testserver.Redis(t), testserver.Redis(t)
+	ctx := t.Context()
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		ContextTimeoutEnabled: true,
+		ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+			return []redis.ClusterSlot{
+				{Start: 0, End: 8191, Nodes: []redis.ClusterNode{{Addr: a.Addr()}}},
+				{Start: 8192, End: 16383, Nodes: []redis.ClusterNode{{Addr: b.Addr()}}},
+			}, nil
+		},
+	})
+	t.Cleanup(func() { client.Close() })
+	s := redisstore.New(client, redisstore.WithPrefix(redistest.Prefix(t)))
+
+	streams, err := s.Streams(ctx)
+	if err != nil || len(streams) != 2 {
+		t.Fatalf("Streams = %q, %v; want one per server", streams, err)
+	}
+	events := make(chan blocklist.Event, 100)
+	watchCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	want := map[string]bool{}
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	for synced := false; !synced; {
+		select {
+		case ev := <-events:
+			synced = ev.Kind == blocklist.Synced
+		case err := <-done:
+			t.Fatalf("Watch returned: %v", err)
+		case <-timer.C:
+			t.Fatal("no Synced within 10 s")
+		}
+	}
+	exp := time.Now().Add(time.Hour)
+	for i := range 10 {
+		id := "manual-" + strconv.Itoa(i)
+		if err := s.Revoke(ctx, id, exp); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = true
+	}
+	for len(want) > 0 {
+		select {
+		case ev := <-events:
+			delete(want, ev.JTI)
+		case <-timer.C:
+			t.Fatalf("not delivered within 10 s: %v", want)
+		}
+	}
+}
