@@ -91,7 +91,10 @@ type WatchStore interface {
 	// they were made: one whose Revoke returned before another of the same
 	// id began is reported before it. A backend may report revocations of
 	// different ids in another order than they were made (redisstore on
-	// Redis Cluster reads one stream per master).
+	// Redis Cluster reads one stream per master), and of one id too when
+	// the backend moved it meanwhile (a Cluster resharding that gives its
+	// slot to another master): a subscriber keeps, for each id, the latest
+	// end it was told of, as revocation is monotonic.
 	Watch(ctx context.Context, fn func(Event)) error
 }
 
