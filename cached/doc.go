@@ -126,7 +126,9 @@
 // With WithReplica, the Store holds every live revocation of the next Store
 // in memory (an in-process memorystore): loaded at start with ScanRevoked
 // (for Redis: SCAN of the prefix and PEXPIRETIME, pipelined, a round trip
-// per thousand keys), then kept current by the watch. While the watch is
+// per thousand keys), then kept current by the watch, which goes on
+// applying announcements while a load runs, so a load ends with every
+// revocation announced during it. While the watch is
 // live (Stats.ReplicaReady), every check, even of a token never seen
 // before, is answered from memory without a round trip, and Stats
 // .BackendCalls stays 0. After a disconnection the watch resumes from the

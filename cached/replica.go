@@ -2,6 +2,7 @@ package cached
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,14 @@ type replica struct {
 	readyAtLoss atomic.Bool
 	loads       atomic.Uint64
 	lastLoad    atomic.Int64 // unix nanoseconds of the last complete load; 0 before
+
+	// mu orders the Store's changes of state in replica mode: the watch's
+	// events and the end of a load (watch.go), which runs beside the watch.
+	mu      sync.Mutex
+	stop    context.CancelFunc // of the load running; nil when none runs
+	seq     uint64             // loads begun; a load is current while seq is its own
+	loaded  bool               // the current load completed
+	running sync.WaitGroup     // load goroutines
 }
 
 func newReplica(scan blocklist.ScanStore) *replica {
@@ -81,8 +90,8 @@ func (r *replica) stale(jti string, now int64) (entry, bool) {
 
 // load fills the replica with every live revocation of the next Store,
 // retrying every retry until it succeeds or ctx ends (it then reports
-// false); failed reads are counted in errs. The watch waits meanwhile, and
-// delivers what was announced during the load after it: the replica merges
+// false); failed reads are counted in errs. The watch goes on meanwhile
+// and applies what is announced during the load to the replica: it merges
 // both, since revocation is monotonic. Entries already in the replica stay:
 // they are live revocations too.
 func (r *replica) load(ctx context.Context, retry time.Duration, errs *atomic.Uint64) bool {
@@ -122,9 +131,38 @@ func (r *replica) loadCount() uint64 {
 	return r.loads.Load()
 }
 
-// close frees the replica.
+// close waits for the loads to end and frees the replica.
 func (r *replica) close() {
 	if r != nil {
+		r.running.Wait()
 		r.mem.Close()
 	}
+}
+
+// lock and unlock take and release mu; they do nothing outside replica
+// mode.
+func (r *replica) lock() {
+	if r != nil {
+		r.mu.Lock()
+	}
+}
+
+func (r *replica) unlock() {
+	if r != nil {
+		r.mu.Unlock()
+	}
+}
+
+// cancelLoadLocked stops the load running, if any, and makes any load
+// begun so far not current. r.mu must be held.
+func (r *replica) cancelLoadLocked() {
+	if r == nil {
+		return
+	}
+	if r.stop != nil {
+		r.stop()
+		r.stop = nil
+	}
+	r.seq++
+	r.loaded = false
 }

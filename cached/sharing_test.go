@@ -345,3 +345,79 @@ func TestStaleAnswersAreHitsOrMisses(t *testing.T) {
 		})
 	}
 }
+
+// rttStore is a memorystore whose watch takes rtt to deliver each event
+// (the read that brings it, over a network) and whose ScanRevoked takes
+// scan after reading the store (a long load: revocations made meanwhile
+// are not in it).
+type rttStore struct {
+	*memorystore.Store
+	rtt, scan time.Duration
+}
+
+func (r rttStore) Watch(ctx context.Context, fn func(blocklist.Event)) error {
+	return r.Store.Watch(ctx, func(ev blocklist.Event) {
+		time.Sleep(r.rtt)
+		fn(ev)
+	})
+}
+
+func (r rttStore) ScanRevoked(ctx context.Context, fn func(string, time.Time) error) error {
+	type rev struct {
+		jti   string
+		until time.Time
+	}
+	var all []rev
+	if err := r.Store.ScanRevoked(ctx, func(jti string, until time.Time) error {
+		all = append(all, rev{jti, until})
+		return nil
+	}); err != nil {
+		return err
+	}
+	time.Sleep(r.scan)
+	for _, v := range all {
+		if err := fn(v.jti, v.until); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A revocation announced while the replica loads is in the replica when it
+// starts answering: the load does not hold the watch's events back, so the
+// replica never answers from a load without the announcements made during
+// it (it did, until the watch's next read after the load delivered them).
+func TestReplicaLoadKeepsUpWithTheWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const logMax = 5
+		m := newMemory(t, memorystore.WithLogMaxLen(logMax))
+		r := rttStore{Store: m, rtt: 10 * time.Millisecond, scan: time.Second}
+		b := newCached(t, r, cached.WithReplica())
+		waitReady := func() time.Duration {
+			start := time.Now()
+			for !b.Stats().ReplicaReady {
+				time.Sleep(time.Millisecond)
+			}
+			return time.Since(start)
+		}
+		waitReady()
+		restore := m.CutWatches()
+		exp := time.Now().Add(time.Hour)
+		for i := range logMax + 1 { // a gap: the replica loads again
+			mustRevoke(t, m, fmt.Sprintf("gap-%d", i), exp)
+		}
+		restore()
+		for b.Stats().ReplicaReady {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // the load has read the store
+		mustRevoke(t, m, "during", exp)    // announced
+		if d := waitReady(); d < 500*time.Millisecond {
+			t.Fatalf("the replica was ready %v after the revocation: the load did not take its second", d)
+		}
+		mustRevoked(t, b, "during", true, "announced while the replica loaded, before it answered")
+		if st := b.Stats(); st.ReplicaLoads != 2 || st.Watch != cached.WatchLive {
+			t.Errorf("Stats %+v, want live after 2 loads", st)
+		}
+	})
+}

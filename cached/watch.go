@@ -74,7 +74,10 @@ func (s *Store) runWatch(ctx context.Context, w blocklist.WatchStore) {
 	}
 	s.errors.Add(1)
 	s.obs.watchEnded(err)
+	s.replica.lock()
+	s.replica.cancelLoadLocked()
 	s.setState(WatchOff)
+	s.replica.unlock()
 }
 
 // setState moves the watch to st and starts a new generation of "not
@@ -181,30 +184,71 @@ func (s *Store) onEvent(ctx context.Context, ev blocklist.Event) {
 		// as a Synced, so that a replica is loaded before it answers.
 		kind = blocklist.Synced
 	}
-	switch kind {
-	case blocklist.Revoked:
+	if kind == blocklist.Revoked {
 		s.record(ev.JTI, ev.Exp, fromWatch)
 		s.watchEvents.Add(1) // after: Stats.WatchEvents counts what checks see
 		s.obs.applied(ev.Announced)
+		return
+	}
+	s.replica.lock()
+	defer s.replica.unlock()
+	switch kind {
 	case blocklist.Synced:
 		// Revocations made before this point may not have been delivered.
 		s.watchSyncs.Add(1)
 		if s.replica != nil {
 			s.setState(WatchStarting)
-			if !s.replica.load(ctx, loadRetry, &s.errors) {
-				return // closed while loading
-			}
+			s.startLoadLocked(ctx)
+			return
 		}
 		s.setState(WatchLive)
-		s.replica.setReady(true)
 	case blocklist.Resumed:
 		// Everything missed while lost was delivered before this event;
-		// the replica, loaded at the last Synced, is complete again.
+		// the replica, once its load since the last Synced is complete,
+		// is complete again.
+		if s.replica != nil && !s.replica.loaded {
+			s.setState(WatchStarting) // the load goes on; it makes the watch live
+			return
+		}
 		s.setState(WatchLive)
 		s.replica.setReady(true)
 	case blocklist.Lost:
 		s.setState(WatchLost)
 	}
+}
+
+// startLoadLocked starts a full load of the replica in a goroutine of its
+// own, in place of any load running, and makes the watch live with the
+// replica answering when it completes, unless the watch was lost
+// meanwhile (Resumed then does it) or another load replaced it. The watch
+// goes on during the load, applying what is announced to the replica, so
+// the replica starts answering with everything announced while it loaded:
+// a load inside the watch's callback held those back until after it.
+// s.replica.mu must be held.
+func (s *Store) startLoadLocked(ctx context.Context) {
+	r := s.replica
+	r.cancelLoadLocked()
+	seq := r.seq
+	lctx, stop := context.WithCancel(ctx)
+	r.stop = stop
+	r.running.Add(1)
+	go func() {
+		defer r.running.Done()
+		defer stop()
+		if !r.load(lctx, loadRetry, &s.errors) {
+			return // replaced, or closed
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.seq != seq {
+			return // replaced by a later Synced, or the watch ended
+		}
+		r.stop, r.loaded = nil, true
+		if WatchState(s.state.Load()) == WatchStarting {
+			s.setState(WatchLive)
+			r.setReady(true)
+		}
+	}()
 }
 
 // Close stops the watch of the next Store, if there is one, and waits for
@@ -219,9 +263,12 @@ func (s *Store) Close() error {
 		if s.stopWatch == nil {
 			return
 		}
-		s.stopWatch()
+		s.stopWatch() // and the load running, if any
 		<-s.watchDone
+		s.replica.lock()
+		s.replica.cancelLoadLocked()
 		s.setState(WatchOff)
+		s.replica.unlock()
 		s.replica.close()
 	})
 	return nil
