@@ -90,14 +90,26 @@ type Store struct {
 // entry is one cached answer. It is small and holds no pointer, so the
 // cache copies it in and out without allocating.
 type entry struct {
-	until   int64 // unix nanoseconds; the answer holds while now < until
+	until int64 // unix nanoseconds; the answer holds while now < until
+	// fresh, of a revoked entry whose until is an end read from the next
+	// Store, is until when that end holds (unix nanoseconds): a later
+	// Revoke elsewhere may extend it, so RevokedUntil trusts it as a "not
+	// revoked" answer is trusted, while now < fresh and gen is current;
+	// IsRevoked needs no end and trusts it until until.
+	fresh   int64
+	gen     uint32 // of a "not revoked" answer, or of a revoked one's fresh: it holds only while gen is current
 	revoked bool
-	gen     uint32 // of a "not revoked" answer: it holds only while gen is current
 	// lowerBound marks a revoked entry whose until is an exp this Store
 	// revoked with or heard of, not one read from the next Store: the
 	// revocation may last longer (an earlier Revoke with a later exp), so
 	// it answers IsRevoked but RevokedUntil looks the end up.
 	lowerBound bool
+}
+
+// endHolds reports whether e, a revoked entry, holds the revocation's end
+// at now, under the generation gen.
+func (e entry) endHolds(now int64, gen uint32) bool {
+	return !e.lowerBound && now < e.fresh && e.gen == gen
 }
 
 // Stats are counters of a Store since New. Every field only grows; export
@@ -227,7 +239,8 @@ func New(next blocklist.Store, opts ...Option) (*Store, error) {
 func (s *Store) get(jti string, now int64, needEnd bool) (entry, bool) {
 	s.mu.Lock()
 	e, ok := s.lru.Get(jti)
-	ok = ok && now < e.until && (e.revoked || e.gen == s.gen.Load()) && !(needEnd && e.lowerBound)
+	gen := s.gen.Load()
+	ok = ok && now < e.until && (e.revoked || e.gen == gen) && !(needEnd && e.revoked && !e.endHolds(now, gen))
 	if ok {
 		s.hits.Add(1)
 	}
@@ -305,7 +318,9 @@ func (s *Store) record(jti string, exp time.Time, src source) {
 	s.mu.Lock()
 	switch {
 	case src == fromRevokeOnce:
-		s.putLocked(jti, entry{until: until, revoked: true}, now)
+		// Its end, until a later Revoke elsewhere extends it.
+		fresh := s.negativeEntry(now)
+		s.putLocked(jti, entry{until: until, revoked: true, fresh: fresh.until, gen: fresh.gen}, now)
 	case src == fromRevoke || s.replica == nil:
 		s.putRevokedLocked(jti, until, now)
 	}
@@ -347,7 +362,8 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 
 // RevokedUntil reports when the revocation of jti ends, or the zero Time
 // when it is not revoked now, from memory when it can, with the staleness
-// and errors of IsRevoked.
+// and errors of IsRevoked. An end may be as stale as a "not revoked"
+// answer: a later Revoke elsewhere can extend it.
 //
 // When the next Store is not a blocklist.ExpiryStore, the end of a
 // revocation this process did not write is unknown; RevokedUntil then
@@ -446,12 +462,13 @@ func (s *Store) Stats() Stats {
 // putRevokedLocked caches that jti is revoked at least until until, an exp
 // this Store just revoked with or heard of. The next Store keeps the latest
 // exp of every revocation of jti, so the end is known only when the entry
-// cached is an end read from it, still live: then it is the later of the
-// two. Otherwise the entry is a lower bound. s.mu must be held.
+// cached is an end read from it, still live and holding (entry.fresh):
+// then it is the later of the two. Otherwise the entry is a lower bound.
+// s.mu must be held.
 func (s *Store) putRevokedLocked(jti string, until, now int64) {
 	e := entry{until: until, revoked: true, lowerBound: true}
-	if old, ok := s.lru.Peek(jti); ok && old.revoked && !old.lowerBound && old.until > now {
-		e.lowerBound = false
+	if old, ok := s.lru.Peek(jti); ok && old.revoked && old.until > now && old.endHolds(now, s.gen.Load()) {
+		e.lowerBound, e.fresh, e.gen = false, old.fresh, old.gen
 	}
 	s.putLocked(jti, e, now)
 }

@@ -119,7 +119,11 @@
 //	                                   next full load when not
 //
 // "Revoked" answers never go stale in any state: they are kept until the
-// revocation ends, and revocation is monotonic.
+// revocation ends, and revocation is monotonic. The end RevokedUntil
+// reports can move later, though (a later Revoke of the id extends it, as
+// jwtguard's LogoutAll does, which reads its cutoff from the end): a
+// cached end read from the next Store is trusted exactly as a "not
+// revoked" answer is, by the table above, and read again after.
 //
 // # Replica mode
 //

@@ -252,14 +252,14 @@ func (s *Store) fetch(ctx context.Context, ids []string, now int64) ([]entry, er
 			var until time.Time
 			until, err = s.expiry.RevokedUntil(ctx, ids[0])
 			if err == nil && !until.IsZero() {
-				es[0] = entry{until: unixNano(until), revoked: true}
+				es[0] = entry{until: unixNano(until), revoked: true, fresh: negative.until, gen: negative.gen}
 			}
 		} else {
 			until := make([]time.Time, len(ids))
 			err = blocklist.RevokedUntilEach(ctx, s.expiry, ids, until)
 			for k, u := range until {
 				if err == nil && !u.IsZero() {
-					es[k] = entry{until: unixNano(u), revoked: true}
+					es[k] = entry{until: unixNano(u), revoked: true, fresh: negative.until, gen: negative.gen}
 				}
 			}
 		}
@@ -287,7 +287,7 @@ func (s *Store) fetch(ctx context.Context, ids []string, now int64) ([]entry, er
 		}
 		e := negative
 		if revoked {
-			e = entry{until: sat(now, s.positiveTTL), revoked: true}
+			e = entry{until: sat(now, s.positiveTTL), revoked: true, fresh: negative.until, gen: negative.gen}
 		}
 		es[k] = s.fill(id, e, now, revokes)
 	}

@@ -421,3 +421,72 @@ func TestReplicaLoadKeepsUpWithTheWatch(t *testing.T) {
 		}
 	})
 }
+
+// The end RevokedUntil reports can move later: a later Revoke of the id
+// extends it (jwtguard's LogoutAll does, and reads its cutoff from the
+// end: an end reported late lets through tokens issued between the two
+// cutoffs). A cached end is trusted as a cached "not revoked" is: for
+// NegativeTTL without a watch; while the watch is live for
+// WatchNegativeTTL when the extension is not announced, and not across a
+// loss or a gap. It was trusted until the revocation ended (up to 400 days
+// for a LogoutAll), whatever happened meanwhile.
+func TestCachedEndFollowsTheStalenessRule(t *testing.T) {
+	for _, mode := range []string{"off", "live-unannounced", "gap", "replica-gap"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testCachedEnd(t, mode) })
+		})
+	}
+}
+
+func testCachedEnd(t *testing.T, mode string) {
+	ctx := context.Background()
+	const logMax = 5
+	data, feed := newMemory(t, memorystore.WithLogMaxLen(logMax)), newMemory(t)
+	const ttl = time.Second
+	opts := []cached.Option{cached.WithNegativeTTL(ttl), cached.WithWatchNegativeTTL(ttl)}
+	var b *cached.Store
+	switch mode {
+	case "off":
+		b = newCached(t, data, append(opts, cached.WithoutWatch())...)
+	case "live-unannounced":
+		b = newCached(t, unannounced{data, feed}, opts...)
+	case "gap":
+		b = newCached(t, data, opts...)
+	case "replica-gap":
+		b = newCached(t, data, append(opts, cached.WithReplica())...)
+	}
+	synctest.Wait()
+	first, second := time.Now().Add(time.Hour), time.Now().Add(2*time.Hour)
+	mustRevoke(t, data, "sub", first)
+	synctest.Wait()
+	for range 2 { // the second from memory
+		if until, err := b.RevokedUntil(ctx, "sub"); err != nil || !until.Equal(first) {
+			t.Fatalf("RevokedUntil = %v, %v; want %v", until, err, first)
+		}
+	}
+	want := func(why string) {
+		t.Helper()
+		until := make([]time.Time, 1)
+		if err := b.RevokedUntilEach(ctx, []string{"sub"}, until); err != nil || !until[0].Equal(second) {
+			t.Errorf("%s: RevokedUntilEach = %v, %v; want the extended end %v", why, until[0], err, second)
+		}
+	}
+	switch mode {
+	case "off", "live-unannounced":
+		mustRevoke(t, data, "sub", second) // announced to nobody
+		time.Sleep(ttl)
+		want("the TTL of cached answers has passed")
+	default:
+		restore := data.CutWatches()
+		mustRevoke(t, data, "sub", second)
+		for i := range logMax + 1 {
+			mustRevoke(t, data, fmt.Sprintf("gap-%d", i), first)
+		}
+		restore()
+		synctest.Wait()
+		if st := b.Stats(); st.WatchSyncs != 2 || st.Watch != cached.WatchLive {
+			t.Fatalf("Stats %+v, want live after a gap", st)
+		}
+		want("after a gap")
+	}
+}
