@@ -69,7 +69,16 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 
 func waitLive(t *testing.T, c *cached.Store) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the watch to be live", func() bool { return c.Stats().Watch == cached.WatchLive })
+	// Once the server answers, a watch is back within its backoff (at
+	// most a second) and two reads bounded by the silence bound; 10 s
+	// leaves room for attempts timed out on a loaded machine.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Watch != cached.WatchLive {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for the watch to be live after 10s; Stats %+v", c.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // instance is one app instance: its own client and its own cached Store
