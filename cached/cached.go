@@ -418,7 +418,7 @@ func (s *Store) answer(ctx context.Context, jtis []string, until []time.Time, ne
 	for k, i := range missed {
 		ids[k] = jtis[i]
 	}
-	if err := s.lookup(ctx, ids, now, out); err != nil {
+	if err := s.lookup(ctx, ids, now, out, needEnd); err != nil {
 		return err
 	}
 	for k, i := range missed {

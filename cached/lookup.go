@@ -63,15 +63,16 @@ var errLookupAbandoned = errors.New("cached: lookup abandoned: the watch lost th
 // reads the next Store for itself (an answer read before it began may
 // predate a revocation this Store has not heard of), bounded by
 // LostLookupTimeout while lost.
-func (s *Store) lookup(ctx context.Context, ids []string, now int64, out []entry) error {
+func (s *Store) lookup(ctx context.Context, ids []string, now int64, out []entry, needEnd bool) error {
 	s.misses.Add(uint64(len(ids)))
 	st := WatchState(s.state.Load())
-	return s.read(ctx, ids, now, out, st, st == WatchStarting || st == WatchLost)
+	return s.read(ctx, ids, now, out, needEnd, st, st == WatchStarting || st == WatchLost)
 }
 
-// read is lookup without the count: own says whether to read for this
-// caller alone, st is the watch's state read before.
-func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, st WatchState, own bool) error {
+// read is lookup without the count: needEnd says whether the caller needs
+// the revocations' ends, own whether to read for this caller alone, st is
+// the watch's state read before.
+func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, needEnd bool, st WatchState, own bool) error {
 	var lost <-chan struct{}
 	wctx := ctx
 	if own {
@@ -92,14 +93,7 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 		if p, ok := err.(*lookupPanic); ok {
 			panic(p) // in this caller, as a direct call to the next Store would
 		}
-		if err == nil && !own && !e.revoked && (e.gen != s.gen.Load() || f.done != mine && now >= e.until) {
-			// The shared lookup began before the watch was lost or
-			// resynced (possibly long before this call: a read held by a
-			// frozen link), so its "not revoked" may predate revocations
-			// this Store never heard of; or another check started it
-			// longer ago than a "not revoked" answer may be kept (a slow
-			// lookup, a TTL of 0), so that answer would be staler than a
-			// cached one may be. Read again, for this caller.
+		if err == nil && !own && (!e.revoked || needEnd) && !s.sharedHolds(e, now, f.done == mine) {
 			again = append(again, k)
 			continue
 		}
@@ -118,13 +112,32 @@ func (s *Store) read(ctx context.Context, ids []string, now int64, out []entry, 
 	for j, k := range again {
 		ids2[j] = ids[k]
 	}
-	if err := s.read(ctx, ids2, now, out2, WatchState(s.state.Load()), true); err != nil {
+	if err := s.read(ctx, ids2, now, out2, needEnd, WatchState(s.state.Load()), true); err != nil {
 		return err
 	}
 	for j, k := range again {
 		out[k] = out2[j]
 	}
 	return nil
+}
+
+// sharedHolds reports whether e, the answer of a shared lookup, may be
+// given at now: a "not revoked", or a revocation's end (which a later
+// Revoke may extend), is read again for this caller when the lookup began
+// before the watch was lost or resynced (possibly long before this call: a
+// read held by a frozen link), since it may predate revocations this Store
+// never heard of; or when another check started it longer ago than such
+// an answer may be kept (a slow lookup, a TTL of 0), since it would then be
+// staler than a cached one may be. mine says whether this call started it.
+func (s *Store) sharedHolds(e entry, now int64, mine bool) bool {
+	fresh := e.until
+	if e.revoked {
+		if e.lowerBound {
+			return mine
+		}
+		fresh = e.fresh
+	}
+	return e.gen == s.gen.Load() && (mine || now < fresh)
 }
 
 // board returns a flight for each of ids: the one in flight for the id,

@@ -490,3 +490,50 @@ func testCachedEnd(t *testing.T, mode string) {
 		want("after a gap")
 	}
 }
+
+// A check of the end that joins a lookup in flight gets an end no staler
+// than a cached one may be: RevokedUntil of an id whose revocation was
+// extended (unannounced) 1.5 s before the check began, while a lookup
+// started 2 s before it was held, reports the extended end when the TTL of
+// cached answers is 1 s.
+func TestSharedEndKeepsStalenessBound(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				data := newMemory(t)
+				h := &heldStore{Store: data, release: make(chan struct{})}
+				c := newCached(t, h, cached.WithNegativeTTL(time.Second), cached.WithoutWatch())
+				first, second := time.Now().Add(time.Hour), time.Now().Add(2*time.Hour)
+				mustRevoke(t, data, "sub", first)
+				check := func() time.Time {
+					if batch {
+						until := make([]time.Time, 2)
+						if err := c.RevokedUntilEach(ctx, []string{"sub", "other"}, until); err != nil {
+							t.Error(err)
+						}
+						return until[0]
+					}
+					until, err := c.RevokedUntil(ctx, "sub")
+					if err != nil {
+						t.Error(err)
+					}
+					return until
+				}
+				leader, follower := make(chan time.Time, 1), make(chan time.Time, 1)
+				go func() { leader <- check() }()
+				synctest.Wait() // it read the first end and is held
+				time.Sleep(500 * time.Millisecond)
+				mustRevoke(t, data, "sub", second)
+				time.Sleep(1500 * time.Millisecond)
+				go func() { follower <- check() }()
+				synctest.Wait()
+				close(h.release)
+				<-leader // began before the extension: either end is right
+				if got := <-follower; !got.Equal(second) {
+					t.Errorf("a check begun 1.5 s after the extension reported the end %v from a lookup begun 2 s before it; want %v", got, second)
+				}
+			})
+		})
+	}
+}
