@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jwtblocklist/blocklist"
@@ -19,22 +18,25 @@ import (
 const topologyGrace = 2 * streamMapMaxAge
 
 // watchCluster is Watch on Cluster, where each master announces on a
-// stream of its own (see slots.go): it reads CLUSTER SLOTS, watches each
-// master's stream with watchStream (its own connection to that master,
-// its own proofs) and merges their events (clusterWatch). It reads CLUSTER
-// SLOTS again every streamMapMaxAge; when the set of streams has changed
-// it reports Lost, waits topologyGrace, and starts over on the new set,
-// which ends in Synced.
+// stream of its own (see slots.go): it reads the topology (CLUSTER NODES),
+// watches each master's stream with watchStream (its own connection to
+// that master, its own proofs) and merges their events (clusterWatch). It
+// reads the topology again every streamMapMaxAge; when a slot has moved
+// (the set of streams changed, or a master's config epoch rose: a slot
+// moved away and back in between would leave the set as it was, after
+// writers announced on streams this watch never read) it reports Lost,
+// waits topologyGrace, and starts over on the new set, which ends in
+// Synced.
 func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) error {
 	agg := &clusterWatch{fn: fn}
 	var backoff time.Duration
 	for {
-		m, err := s.streams.readWithin(ctx, time.Now())
+		topo, err := s.streams.readTopology(ctx)
 		if err == nil {
 			backoff = 0
-			err = s.watchStreams(ctx, m.keys, agg)
+			err = s.watchStreams(ctx, topo, agg)
 			if err == nil {
-				// The set of streams changed.
+				// A slot moved.
 				agg.lose()
 				backoff = topologyGrace
 			}
@@ -46,8 +48,12 @@ func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) erro
 		if errors.As(err, &ended) {
 			return ended.err // a stream's watch gave up: retrying cannot fix it
 		}
+		if isNoPerm(err) {
+			// The user may not read the topology: retrying cannot help.
+			return fmt.Errorf("redisstore: watch: %w", err)
+		}
 		if err != nil {
-			// CLUSTER SLOTS failed: as a stream's watch does, report
+			// CLUSTER NODES failed: as a stream's watch does, report
 			// Lost and try again.
 			s.noteFailure(err)
 			agg.lose()
@@ -78,13 +84,14 @@ type streamEvent struct {
 	done chan struct{}
 }
 
-// watchStreams watches the streams keys, each with watchStream, until ctx
+// watchStreams watches the streams of topo, each with watchStream, until ctx
 // is done (it returns ctx's error), a watch ends by itself (its error), or
-// the set of streams CLUSTER SLOTS reads is no longer keys (nil). Events
+// a reading of the topology shows a slot moved since topo (nil). Events
 // reach agg, and through it the subscriber, from the calling goroutine, one
 // at a time; a stream's watch waits while its event is handled, so the
 // time its subscriber takes is counted as its own.
-func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWatch) error {
+func (s *Store) watchStreams(ctx context.Context, topo *topology, agg *clusterWatch) error {
+	keys := topo.keys
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan streamEvent)
@@ -110,7 +117,7 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 			})
 		}()
 	}
-	// CLUSTER SLOTS may go to a node that is down and take a while: read
+	// CLUSTER NODES may go to a node that is down and take a while: read
 	// it beside the events, never in their way.
 	changed, polled := make(chan struct{}), make(chan struct{})
 	running := len(keys)
@@ -133,7 +140,7 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 			case <-tick.C:
 			}
 			// An error is for the streams' watches to report.
-			if m, err := s.streams.readWithin(wctx, time.Now()); err == nil && !slices.Equal(m.keys, keys) {
+			if next, err := s.streams.readTopology(wctx); err == nil && topo.moved(next) {
 				close(changed)
 				return
 			}
@@ -143,6 +150,18 @@ func (s *Store) watchStreams(ctx context.Context, keys []string, agg *clusterWat
 	for {
 		select {
 		case se := <-events:
+			if agg.resumes(se.i, se.ev) {
+				// Each stream proved it missed nothing, but a slot moved
+				// away and back while one was lost (the usual way a
+				// stream is lost in a resharding) leaves no trace in the
+				// streams: writers announced meanwhile on streams none of
+				// them reads. Resumed only if the topology did not move;
+				// if it did, or cannot be read, start over (Synced).
+				if next, err := s.streams.readTopology(wctx); err != nil || topo.moved(next) {
+					se.done <- struct{}{}
+					return nil
+				}
+			}
 			agg.handle(se.i, se.ev)
 			se.done <- struct{}{}
 		case err := <-ended:
@@ -215,6 +234,19 @@ func (a *clusterWatch) handle(i int, ev blocklist.Event) {
 		a.live[i] = true
 		a.settle()
 	}
+}
+
+// resumes reports whether handling ev, of stream i, would report Resumed.
+func (a *clusterWatch) resumes(i int, ev blocklist.Event) bool {
+	if ev.Kind != blocklist.Resumed || a.resync || a.state != clusterLost {
+		return false
+	}
+	for j, live := range a.live {
+		if j != i && !live {
+			return false
+		}
+	}
+	return true
 }
 
 // lose reports Lost unless it is the last thing reported.

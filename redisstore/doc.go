@@ -151,7 +151,8 @@
 // prefix's: they start with "{" (see Announcements), outside a key
 // pattern such as ~blocklist:*, so grant ~blocklist:* ~{*}blocklist: (with
 // your prefix). Without them every Revoke fails with NOPERM (nothing is
-// lost, but no one can log out), and Watch returns the NOPERM error.
+// lost, but no one can log out), and Watch returns the NOPERM error. A
+// watch also reads CLUSTER NODES, and a writer CLUSTER SLOTS.
 //
 // # Announcements
 //
@@ -203,20 +204,27 @@
 // itself for its slots (CLUSTER SLOTS on it, one more round trip) and
 // announces again on the stream they name, if another one, so an
 // acknowledged announcement is never left on a stream nobody reads. A
-// watch reads CLUSTER SLOTS once a second. A failover keeps the masters'
-// slots, so it keeps their stream keys: the watch follows each stream to
-// the promoted replica. A resharding that moves a master's lowest slot
-// gives it another stream key; writers use it within 1.5 s (as soon as
-// the nodes they ask know of the move), and a watch reports Lost, waits
-// two seconds for them, and reads the new set of streams, ending in
-// Synced.
+// watch reads the topology (CLUSTER NODES) once a second, and before it
+// reports Resumed. A failover keeps the masters' slots, so it keeps their
+// stream keys: the watch follows each stream to the promoted replica. A
+// resharding that moves a master's lowest slot gives it another stream
+// key; writers use it within 1.5 s (as soon as the nodes they ask know of
+// the move), and a watch reports Lost, waits two seconds for them, and
+// reads the new set of streams, ending in Synced. A slot moved away and
+// back between two readings leaves the set of streams as it was, but
+// writers announced meanwhile on streams no watch read: the watch tells
+// it from the masters' config epochs (raised by every slot a master
+// takes) and ends in Synced too. Revocations announced while a watch has
+// not yet noticed a resharding (up to a second) reach its subscriber at
+// that Synced.
 //
 // A reader in another language follows the announcements on Cluster with:
 // CLUSTER SHARDS (or CLUSTER SLOTS); for each master, its lowest slot s and
 // the key {<T(s)>}<prefix>; XREAD of each key from the master serving it
 // (one connection each, or one XREAD per master); and, on a MOVED, a
-// failed connection, or every few seconds when the list of shards changes,
-// the same again. Revocations of one id come in order on one stream;
+// failed connection, or every few seconds when the list of shards or a
+// master's config epoch changes, the same again, treating what it held as
+// possibly incomplete. Revocations of one id come in order on one stream;
 // revocations of different ids, on different masters' streams, may be read
 // in another order than they were made.
 //

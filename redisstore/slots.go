@@ -305,3 +305,105 @@ func (cs *clusterStreams) invalidate() {
 		cs.cur.CompareAndSwap(m, &old)
 	}
 }
+
+// topology is what a Cluster watch compares between readings of the
+// cluster: the set of stream keys, and the config epoch of each master.
+// Moving a slot bumps the epoch of the master that takes it (CLUSTER
+// SETSLOT ... NODE on the importing node), so a slot moved away and back
+// between two readings, which leaves the set of keys as it was, still
+// shows; a failover does not count, since the promoted replica is another
+// node.
+type topology struct {
+	keys   []string
+	epochs map[string]int64 // master node id -> config epoch; nil when unknown
+}
+
+// moved reports whether next shows a resharding since t: another set of
+// streams, or a master of both with a later config epoch.
+func (t *topology) moved(next *topology) bool {
+	if !slices.Equal(t.keys, next.keys) {
+		return true
+	}
+	for id, e := range next.epochs {
+		if old, ok := t.epochs[id]; ok && e > old {
+			return true
+		}
+	}
+	return false
+}
+
+// readTopology reads the cluster's topology from CLUSTER NODES, on a node
+// of the client's choice, within WatchSilenceBound; with the client's
+// ClusterSlots option, from that (no epochs).
+func (cs *clusterStreams) readTopology(ctx context.Context) (*topology, error) {
+	rctx, cancel := context.WithTimeout(ctx, WatchSilenceBound)
+	defer cancel()
+	if cs.client.Options().ClusterSlots != nil {
+		slots, err := cs.slots(rctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("reading the stream of each master: %w", err)
+		}
+		m, err := newStreamMap(cs.prefix, slots)
+		if err != nil {
+			return nil, fmt.Errorf("reading the stream of each master: %w", err)
+		}
+		return &topology{keys: m.keys}, nil
+	}
+	text, err := cs.client.ClusterNodes(rctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: CLUSTER NODES: %w", err)
+	}
+	slots, epochs, err := parseClusterNodes(text)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: CLUSTER NODES: %w", err)
+	}
+	m, err := newStreamMap(cs.prefix, slots)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of each master: %w", err)
+	}
+	return &topology{keys: m.keys, epochs: epochs}, nil
+}
+
+// parseClusterNodes returns the slot ranges of the masters in a CLUSTER
+// NODES answer, as CLUSTER SLOTS would list them (the masters' id and
+// address only), and each master's config epoch.
+func parseClusterNodes(text string) ([]redis.ClusterSlot, map[string]int64, error) {
+	var slots []redis.ClusterSlot
+	epochs := make(map[string]int64)
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		if !slices.Contains(strings.Split(f[2], ","), "master") {
+			continue
+		}
+		epoch, err := strconv.ParseInt(f[6], 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config epoch %q of %s", f[6], f[0])
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		node := redis.ClusterNode{ID: f[0], Addr: addr}
+		served := false
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being imported or migrated
+			}
+			a, b, isRange := strings.Cut(r, "-")
+			if !isRange {
+				b = a
+			}
+			lo, err1 := strconv.Atoi(a)
+			hi, err2 := strconv.Atoi(b)
+			if err1 != nil || err2 != nil {
+				return nil, nil, fmt.Errorf("slot range %q of %s", r, f[0])
+			}
+			slots = append(slots, redis.ClusterSlot{Start: lo, End: hi, Nodes: []redis.ClusterNode{node}})
+			served = true
+		}
+		if served {
+			epochs[f[0]] = epoch
+		}
+	}
+	return slots, epochs, nil
+}
