@@ -100,15 +100,23 @@ func testNoNotRevoked(t *testing.T, replica bool, seed uint64) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("p-%d", i)
 	}
+	type revocation struct{ at, end time.Time } // when the Revoke returned, its exp
 	var (
 		knownMu sync.Mutex
-		known   = map[string]time.Time{} // id -> when its Revoke returned
+		known   = map[string][]revocation{}
 	)
-	knownBefore := func(jti string, at time.Time) bool {
+	// knownBefore returns the latest end of the revocations of jti whose
+	// Revoke returned before at, or the zero Time.
+	knownBefore := func(jti string, at time.Time) time.Time {
 		knownMu.Lock()
 		defer knownMu.Unlock()
-		r, ok := known[jti]
-		return ok && r.Before(at)
+		var end time.Time
+		for _, r := range known[jti] {
+			if r.at.Before(at) && r.end.After(end) {
+				end = r.end
+			}
+		}
+		return end
 	}
 	var bad atomic.Int64
 	var checks, answered, idChecks atomic.Int64
@@ -164,8 +172,13 @@ func testNoNotRevoked(t *testing.T, replica bool, seed uint64) {
 				}
 				answered.Add(1)
 				for k, jti := range batch {
-					if until[k].IsZero() && knownBefore(jti, start) {
+					end := knownBefore(jti, start)
+					switch {
+					case end.IsZero():
+					case until[k].IsZero():
 						report("path %d: %s answered \"not revoked\" by a check begun at %v, after its Revoke returned", w%3, jti, start)
+					case w%3 != 0 && until[k].Before(end):
+						report("path %d: %s revoked until %v by a check begun at %v, after a Revoke until %v returned", w%3, jti, until[k], start, end)
 					}
 				}
 			}
@@ -195,16 +208,20 @@ func testNoNotRevoked(t *testing.T, replica bool, seed uint64) {
 	rngMu.Lock()
 	order := rng.Perm(nIDs)
 	rngMu.Unlock()
-	for _, i := range order[:nIDs/2] { // the other half stays unrevoked: lookups all along
+	// Half the ids are revoked, then some of those again with a later exp
+	// (as LogoutAll moves its subject's cutoff): a check begun after must
+	// see the later end. The other half stays unrevoked: lookups all along.
+	revokes := append(append([]int(nil), order[:nIDs/2]...), order[:nIDs/4]...)
+	for n, i := range revokes {
 		time.Sleep(time.Duration(intn(30)) * time.Millisecond)
-		exp := time.Now().Add(time.Hour)
-		if i%3 == 0 {
+		exp := time.Now().Add(time.Hour * time.Duration(1+n/(nIDs/2)))
+		if (i+n)%3 == 0 {
 			mustRevoke(t, b, ids[i], exp)
 		} else {
 			mustRevoke(t, m, ids[i], exp) // elsewhere: announced
 		}
 		knownMu.Lock()
-		known[ids[i]] = time.Now()
+		known[ids[i]] = append(known[ids[i]], revocation{at: time.Now(), end: exp})
 		knownMu.Unlock()
 	}
 	time.Sleep(500 * time.Millisecond)
