@@ -261,7 +261,10 @@
 // groups and they hold no pending entries; a reader or writer in another
 // language ignores them and must not create or destroy groups with that
 // prefix. The watch therefore needs, besides reading, the right to run
-// XGROUP CREATE on the stream key; without it Watch returns an error.
+// XGROUP CREATE on the stream key; without it Watch returns an error. A
+// watch through a client of a replica (which refuses XGROUP CREATE with
+// READONLY) can only use a mark a watch on the master made: until then it
+// reports Lost and tries again.
 //
 // Watch (blocklist.WatchStore) reads the stream with XREAD BLOCK, on a
 // connection of its own with its own deadlines (on Cluster, one per
