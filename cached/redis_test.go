@@ -345,9 +345,14 @@ func testReplica(t *testing.T, n, more int, newClient func() redis.UniversalClie
 	time.Sleep(5 * time.Millisecond)
 	c := instance(t, newClient(), prefix, cached.WithReplica())
 	wg.Wait()
-	waitFor(t, 10*time.Second, "every revocation in both replicas", func() bool {
-		return b.Stats().ReplicaSize == len(ids)+len(stream) && c.Stats().ReplicaSize == len(ids)+len(stream)
-	})
+	// Ready too: the watch applies announcements to a replica while it
+	// loads, so one can hold every revocation before its load is done,
+	// and a replica not ready asks the store.
+	full := func(r *cached.Store) bool {
+		st := r.Stats()
+		return st.ReplicaSize == len(ids)+len(stream) && st.ReplicaReady
+	}
+	waitFor(t, 10*time.Second, "every revocation in both replicas, both ready", func() bool { return full(b) && full(c) })
 	for _, r := range []*cached.Store{b, c} {
 		for _, jti := range stream {
 			mustRevoked(t, r, jti, true, "revoked while the replica started")
