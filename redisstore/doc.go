@@ -93,9 +93,11 @@
 // announcement stream. Within one store nothing collides: no id is empty,
 // so no revocation has the stream's key. On Cluster the streams are
 // "{<T(s)>}" + prefix, outside every prefix's key space as long as no
-// prefix is empty or starts with "{": New refuses such a prefix on Cluster
-// unless announcements are off (WithoutEvents), and a Store without
-// announcements with such a prefix can still write another's stream key. What can be detected cheaply is
+// prefix is empty or starts with "{". With announcements on, New refuses an
+// empty prefix everywhere (the stream is the key the prefix names) and one
+// starting with "{" on Cluster; a Store without announcements (WithoutEvents)
+// with such a prefix can still write another's stream key. What can be
+// detected cheaply is
 // detected: a stream key that holds something other than a stream makes
 // Revoke and RevokeOnce fail with [ErrPrefixOverlap] instead of announcing
 // into the void, and [Store.CheckServer] reports it; the rest of an

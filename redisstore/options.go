@@ -24,15 +24,16 @@ type config struct {
 
 // WithPrefix sets the prefix of every key the Store reads and writes: the
 // revocation of jti is the key p+jti, nothing added or escaped. The default
-// is [DefaultPrefix], "blocklist:". An empty prefix is allowed and puts the
-// raw ids at the top of the keyspace.
+// is [DefaultPrefix], "blocklist:". An empty prefix puts the raw ids at the
+// top of the keyspace; it needs WithoutEvents, since the announcements'
+// stream is the key named by the prefix (New panics otherwise).
 //
 // Use distinct prefixes to keep separate blocklists (per service, per
 // tenant, per test) in one Redis, none of them a prefix of another (see
 // Prefixes in the package documentation). On Redis Cluster keep "{" and "}" out of
 // the prefix: a hash tag there would send every revocation to one slot;
-// and with announcements on, New refuses on Cluster an empty prefix or one
-// starting with "{", whose key space would hold the masters' streams.
+// and with announcements on, New refuses on Cluster a prefix starting with
+// "{", whose key space would hold the masters' streams.
 func WithPrefix(p string) Option {
 	return func(c *config) { c.prefix = p }
 }

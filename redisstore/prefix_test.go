@@ -82,26 +82,39 @@ func testPrefixOverlap(t *testing.T, outer, inner *redisstore.Store, overlap ...
 	}
 }
 
-// On a cluster each master's stream is "{<n>}" + prefix: with an empty
-// prefix, or one starting with "{", that key is also a revocation's key
-// (the id "{<n>}" with the empty prefix), so New refuses such a prefix
-// unless announcements are off. Standalone, the stream is the prefix
-// itself, which no id's key can be.
+// On a cluster each master's stream is "{<n>}" + prefix: with a prefix
+// starting with "{", that key is also a revocation's key (the id "{<n>}"
+// with the empty prefix), so New refuses such a prefix unless
+// announcements are off. Standalone, the stream is the prefix itself,
+// which no id's key can be. An empty prefix names no stream at all, so
+// with announcements on New refuses it everywhere, rather than announce
+// nothing in silence.
 func TestClusterPrefixNeedsNoBrace(t *testing.T) {
 	t.Parallel()
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	t.Cleanup(func() { cluster.Close() })
-	for _, prefix := range []string{"", "{", "{tenant}:"} {
-		func() {
-			defer func() {
-				if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "prefix") {
-					t.Errorf("New(cluster, WithPrefix(%q)) recovered %v, want a panic about the prefix", prefix, p)
-				}
-			}()
-			redisstore.New(cluster, redisstore.WithPrefix(prefix))
+	single := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { single.Close() })
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	t.Cleanup(func() { ring.Close() })
+	refuses := func(client redis.UniversalClient, prefix string) {
+		t.Helper()
+		defer func() {
+			if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "prefix") {
+				t.Errorf("New(%T, WithPrefix(%q)) recovered %v, want a panic about the prefix", client, prefix, p)
+			}
 		}()
+		redisstore.New(client, redisstore.WithPrefix(prefix))
+	}
+	for _, client := range []redis.UniversalClient{cluster, single, ring} {
+		refuses(client, "")
+		redisstore.New(client, redisstore.WithPrefix(""), redisstore.WithoutEvents())
+	}
+	for _, prefix := range []string{"{", "{tenant}:"} {
+		refuses(cluster, prefix)
 		redisstore.New(cluster, redisstore.WithPrefix(prefix), redisstore.WithoutEvents())
-		redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), redisstore.WithPrefix(prefix))
+		redisstore.New(single, redisstore.WithPrefix(prefix))
+		redisstore.New(ring, redisstore.WithPrefix(prefix))
 	}
 	redisstore.New(cluster, redisstore.WithPrefix("t{x}:")) // one slot for all, but no overlap
 }

@@ -65,11 +65,11 @@ var _ blocklist.ExpiryStore = (*Store)(nil)
 // ContextTimeoutEnabled in the client's options so that context deadlines
 // bound every call (see the package documentation). A nil client or an
 // invalid option value is a programming error: New panics, with a message
-// naming it, rather than return a Store whose every call fails. So is, on a
-// *redis.ClusterClient with announcements on, a prefix that is empty or
-// starts with "{": each master's stream key is "{<n>}" + prefix, which
-// would then also be the key of a revocation (see Prefixes in the package
-// documentation).
+// naming it, rather than return a Store whose every call fails. So is,
+// with announcements on, an empty prefix (the stream is the key named by
+// the prefix), and on a *redis.ClusterClient a prefix that starts with
+// "{": each master's stream key is "{<n>}" + prefix, which would then also
+// be the key of a revocation (see Prefixes in the package documentation).
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New: nil client")
@@ -81,8 +81,11 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		}
 	}
 	cluster, isCluster := client.(*redis.ClusterClient)
-	if cfg.err == nil && isCluster && !cfg.noEvents && (cfg.prefix == "" || cfg.prefix[0] == '{') {
-		cfg.err = fmt.Errorf("redisstore: on Redis Cluster, announcements need a prefix that is not empty and does not start with \"{\" (got %q): each master's stream is \"{<n>}\" + prefix, which would then also be a revocation's key; set another prefix with WithPrefix, or WithoutEvents", cfg.prefix)
+	if cfg.err == nil && !cfg.noEvents && cfg.prefix == "" {
+		cfg.err = errors.New("redisstore: announcements need a prefix that is not empty: the stream is the key named by the prefix (on Cluster, \"{<n>}\" + prefix); set a prefix with WithPrefix, or WithoutEvents")
+	}
+	if cfg.err == nil && isCluster && !cfg.noEvents && cfg.prefix[0] == '{' {
+		cfg.err = fmt.Errorf("redisstore: on Redis Cluster, announcements need a prefix that does not start with \"{\" (got %q): each master's stream is \"{<n>}\" + prefix, which would then also be a revocation's key; set another prefix with WithPrefix, or WithoutEvents", cfg.prefix)
 	}
 	if cfg.err == nil && cfg.waitReplicas > 0 && client != nil && !waitSupported(client) {
 		cfg.err = fmt.Errorf("redisstore: WithWait needs a *redis.Client, *redis.ClusterClient or *redis.Ring, not a %T", client)

@@ -393,6 +393,8 @@ func TestUsage(t *testing.T) {
 		{"-store", "redis://127.0.0.1:1/notadb", "check", "x"},
 		{"-store", "redis://127.0.0.1:1?bogus=1", "check", "x"},
 		{"-store", "memcached://nohostport", "check", "x"},
+		{"-store", "redis://127.0.0.1:1", "-key-prefix", "", "check", "x"},
+		{"-store", "redis://127.0.0.1:1?addr=127.0.0.1:2", "-key-prefix", "{t}:", "check", "x"},
 		{"-store", "x.db", "frobnicate"},
 		{"-store", "x.db", "check"},
 		{"-store", "x.db", "check", ""},

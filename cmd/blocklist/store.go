@@ -88,10 +88,26 @@ func openRedis(o options) (target, error) {
 		client = redis.NewClient(opts)
 		where = "Redis " + opts.Addr
 	}
-	s := redisstore.New(client, redisstore.WithPrefix(o.keyPrefix))
+	s, err := newRedisStore(client, o.keyPrefix)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
 	t := &storeTarget{store: s, scheme: "redis", where: where, close: client.Close, redis: client}
 	t.doctor = func(ctx context.Context, report func(finding)) { doctorRedis(ctx, client, s, o.keyPrefix, report) }
 	return t, nil
+}
+
+// newRedisStore is redisstore.New with its panic on a prefix it refuses
+// (empty, or starting with "{" on Cluster), a flag's value here, turned
+// into a usage error.
+func newRedisStore(client redis.UniversalClient, prefix string) (s *redisstore.Store, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, usagef("-key-prefix: %v", p)
+		}
+	}()
+	return redisstore.New(client, redisstore.WithPrefix(prefix)), nil
 }
 
 // newMemcacheStore is memcachestore.New with its panic on an invalid
