@@ -86,28 +86,11 @@ func TestClusterInFlightWriteAcrossReshard(t *testing.T) {
 		}
 	}
 
-	events := make(chan blocklist.Event, 1000)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
+	w := watchEvents(t, ctx, watcher, 1000, nil)
+	defer w.stop()
 	next := func(what string, k blocklist.EventKind) {
 		t.Helper()
-		timer := time.NewTimer(10 * time.Second)
-		defer timer.Stop()
-		for {
-			select {
-			case ev := <-events:
-				if ev.Kind == k {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within 10 s", what)
-			}
-		}
+		w.waitFor(what, isKind(k), 10*time.Second)
 	}
 	next("Synced", blocklist.Synced)
 
@@ -144,7 +127,7 @@ func TestClusterInFlightWriteAcrossReshard(t *testing.T) {
 	defer timer.Stop()
 	for {
 		select {
-		case ev := <-events:
+		case ev := <-w.C:
 			switch {
 			case ev.Kind == blocklist.Revoked && ev.JTI == ids[1]:
 				return

@@ -89,41 +89,28 @@ func TestClusterReshardChaos(t *testing.T) {
 		kinds     []string
 		back      []event // Synced and Resumed, in order
 	)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	go func() {
-		watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			if ev.Kind == blocklist.Revoked {
-				delivered[ev.JTI] = true
-				return
-			}
-			kinds = append(kinds, ev.Kind.String())
-			switch ev.Kind {
-			case blocklist.Synced:
-				synced = append(synced, time.Now())
-				back = append(back, event{ev.Kind, time.Now()})
-			case blocklist.Resumed:
-				back = append(back, event{ev.Kind, time.Now()})
-			}
-		})
-	}()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	run := startWatch(ctx, watcher, func(ev blocklist.Event) {
 		mu.Lock()
-		n := len(synced)
-		mu.Unlock()
-		if n > 0 {
-			break
+		defer mu.Unlock()
+		if ev.Kind == blocklist.Revoked {
+			delivered[ev.JTI] = true
+			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no Synced within 10 s")
+		kinds = append(kinds, ev.Kind.String())
+		switch ev.Kind {
+		case blocklist.Synced:
+			synced = append(synced, time.Now())
+			back = append(back, event{ev.Kind, time.Now()})
+		case blocklist.Resumed:
+			back = append(back, event{ev.Kind, time.Now()})
 		}
-	}
+	})
+	defer run.stop()
+	pollUntil(t, "Synced", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(synced) > 0
+	})
 
 	type ack struct {
 		id string

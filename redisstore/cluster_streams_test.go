@@ -90,44 +90,31 @@ func testClusterShardDown(t *testing.T, lagging, pause bool) {
 		syncedAt  []time.Time
 		backAt    []time.Time // Synced or Resumed
 	)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	go func() {
-		watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			switch ev.Kind {
-			case blocklist.Revoked:
-				if _, ok := delivered[ev.JTI]; !ok {
-					delivered[ev.JTI] = time.Now()
-				}
-			case blocklist.Synced:
-				syncedAt = append(syncedAt, time.Now())
-				backAt = append(backAt, time.Now())
-				kinds = append(kinds, ev.Kind.String())
-			case blocklist.Resumed:
-				backAt = append(backAt, time.Now())
-				fallthrough
-			default:
-				kinds = append(kinds, ev.Kind.String())
-			}
-		})
-	}()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	run := startWatch(ctx, watcher, func(ev blocklist.Event) {
 		mu.Lock()
-		n := len(syncedAt)
-		mu.Unlock()
-		if n > 0 {
-			break
+		defer mu.Unlock()
+		switch ev.Kind {
+		case blocklist.Revoked:
+			if _, ok := delivered[ev.JTI]; !ok {
+				delivered[ev.JTI] = time.Now()
+			}
+		case blocklist.Synced:
+			syncedAt = append(syncedAt, time.Now())
+			backAt = append(backAt, time.Now())
+			kinds = append(kinds, ev.Kind.String())
+		case blocklist.Resumed:
+			backAt = append(backAt, time.Now())
+			fallthrough
+		default:
+			kinds = append(kinds, ev.Kind.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the watch did not report Synced within 10 s")
-		}
-	}
+	})
+	defer run.stop()
+	pollUntil(t, "Synced reported by the watch", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(syncedAt) > 0
+	})
 	if streams, err := watcher.Streams(ctx); err != nil || len(streams) != 3 {
 		t.Fatalf("stream keys %q, %v; want one per master", streams, err)
 	}
@@ -358,33 +345,9 @@ func TestClusterStreamsReshard(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	events := make(chan blocklist.Event, 10_000)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- watcher.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
-	next := func(what string, ok func(blocklist.Event) bool) {
-		t.Helper()
-		timer := time.NewTimer(15 * time.Second)
-		defer timer.Stop()
-		for {
-			select {
-			case ev := <-events:
-				if ok(ev) {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within 15 s", what)
-			}
-		}
-	}
-	kind := func(k blocklist.EventKind) func(blocklist.Event) bool {
-		return func(ev blocklist.Event) bool { return ev.Kind == k }
-	}
-	next("Synced", kind(blocklist.Synced))
+	w := watchEvents(t, ctx, watcher, 10_000, nil)
+	defer w.stop()
+	w.waitFor("Synced", isKind(blocklist.Synced), 15*time.Second)
 
 	// Slot 0, the lowest of its master, goes to another master.
 	source, err := cluster.MasterFor(ctx, "{3560}") // "3560" hashes to slot 0
@@ -429,8 +392,8 @@ func TestClusterStreamsReshard(t *testing.T) {
 	}
 	moved := time.Now()
 
-	next("Lost after the resharding", kind(blocklist.Lost))
-	next("Synced after the resharding", kind(blocklist.Synced))
+	w.waitFor("Lost after the resharding", isKind(blocklist.Lost), 15*time.Second)
+	w.waitFor("Synced after the resharding", isKind(blocklist.Synced), 15*time.Second)
 	t.Logf("Lost and Synced %v after the slot moved (keys moved with it: %d)", time.Since(moved).Round(time.Millisecond), len(keys))
 	after, err := watcher.Streams(ctx)
 	if err != nil {
@@ -463,7 +426,7 @@ func TestClusterStreamsReshard(t *testing.T) {
 	defer timer.Stop()
 	for len(want) > 0 {
 		select {
-		case ev := <-events:
+		case ev := <-w.C:
 			if ev.Kind == blocklist.Lost || ev.Kind == blocklist.Synced {
 				t.Errorf("%s after the watch followed the resharding", ev.Kind)
 			}
@@ -560,30 +523,13 @@ func TestClusterRecipes(t *testing.T) {
 		t.Fatalf("streams %v, want one per master", streamOf)
 	}
 
-	events := make(chan blocklist.Event, 100)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- s.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
+	w := watchEvents(t, ctx, s, 100, nil)
+	defer w.stop()
 	waitFor := func(what string, ok func(blocklist.Event) bool) {
 		t.Helper()
-		timer := time.NewTimer(10 * time.Second)
-		defer timer.Stop()
-		for {
-			select {
-			case ev := <-events:
-				if ok(ev) {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within 10 s", what)
-			}
-		}
+		w.waitFor(what, ok, 10*time.Second)
 	}
-	waitFor("Synced", func(ev blocklist.Event) bool { return ev.Kind == blocklist.Synced })
+	waitFor("Synced", isKind(blocklist.Synced))
 
 	// The writer's recipe, on each master: a key it holds, then the XADD
 	// on its stream, after the EXEC, on the same connection.

@@ -361,33 +361,12 @@ func TestClusterWatchFollowsFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	events := make(chan blocklist.Event, 1000)
-	watchCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- watcher.Watch(watchCtx, func(e blocklist.Event) { events <- e })
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	w := watchEvents(t, ctx, watcher, 1000, nil)
+	defer w.stop()
 	wait := func(what string, ok func(blocklist.Event) bool, within time.Duration) time.Time {
 		t.Helper()
-		timer := time.NewTimer(within)
-		defer timer.Stop()
-		for {
-			select {
-			case e := <-events:
-				if ok(e) {
-					return time.Now()
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within %v", what, within)
-			}
-		}
-	}
-	isKind := func(k blocklist.EventKind) func(blocklist.Event) bool {
-		return func(e blocklist.Event) bool { return e.Kind == k }
+		_, at := w.waitFor(what, ok, within)
+		return at
 	}
 	wait("Synced", isKind(blocklist.Synced), 10*time.Second)
 

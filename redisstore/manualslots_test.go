@@ -38,27 +38,13 @@ func TestManualClusterSlots(t *testing.T) {
 	if err != nil || len(streams) != 2 {
 		t.Fatalf("Streams = %q, %v; want one per server", streams, err)
 	}
-	events := make(chan blocklist.Event, 100)
-	watchCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(watchCtx, func(ev blocklist.Event) { events <- ev }) }()
-	defer func() {
-		stop()
-		<-done
-	}()
+	w := watchEvents(t, ctx, s, 100, nil)
+	defer w.stop()
 	want := map[string]bool{}
-	timer := time.NewTimer(10 * time.Second)
+	start := time.Now()
+	w.waitFor("Synced", isKind(blocklist.Synced), 10*time.Second)
+	timer := time.NewTimer(10*time.Second - time.Since(start))
 	defer timer.Stop()
-	for synced := false; !synced; {
-		select {
-		case ev := <-events:
-			synced = ev.Kind == blocklist.Synced
-		case err := <-done:
-			t.Fatalf("Watch returned: %v", err)
-		case <-timer.C:
-			t.Fatal("no Synced within 10 s")
-		}
-	}
 	exp := time.Now().Add(time.Hour)
 	for i := range 10 {
 		id := "manual-" + strconv.Itoa(i)
@@ -69,7 +55,7 @@ func TestManualClusterSlots(t *testing.T) {
 	}
 	for len(want) > 0 {
 		select {
-		case ev := <-events:
+		case ev := <-w.C:
 			delete(want, ev.JTI)
 		case <-timer.C:
 			t.Fatalf("not delivered within 10 s: %v", want)

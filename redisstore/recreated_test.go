@@ -39,9 +39,7 @@ func TestWatchRecreatedFromMissing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ev := newEvents()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Watch(ctx, ev.fn) }()
-	defer func() { cancel(); <-done }()
+	defer startWatch(ctx, s, ev.fn).stop()
 	ev.wait(t, 5*time.Second, "the first Synced", func() bool { return ev.count(blocklist.Synced) == 1 })
 	time.Sleep(400 * time.Millisecond)
 	if err := p.Set(chaosproxy.Freeze); err != nil {

@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"context"
 	"runtime"
 	"strings"
 	"testing"
@@ -54,26 +53,9 @@ func TestWatchLeavesNoGoroutine(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	before := len(goroutinesIn("github.com/redis/go-redis"))
 	for range 3 {
-		wctx, cancel := context.WithCancel(ctx)
-		synced := make(chan struct{}, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- s.Watch(wctx, func(ev blocklist.Event) {
-				if ev.Kind == blocklist.Synced {
-					select {
-					case synced <- struct{}{}:
-					default:
-					}
-				}
-			})
-		}()
-		select {
-		case <-synced:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no Synced within 10 s")
-		}
-		cancel()
-		<-done
+		w := watchEvents(t, ctx, s, 100, nil)
+		w.waitFor("Synced", isKind(blocklist.Synced), 10*time.Second)
+		w.stop()
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {

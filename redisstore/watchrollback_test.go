@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -51,37 +50,18 @@ func testWatchRollbackBehindClock(t *testing.T, proved bool) {
 	watcher := redisstore.New(redistest.Client(t, proxy.Addr()), redisstore.WithPrefix(prefix))
 	exp := time.Now().Add(time.Hour)
 
-	events := make(chan blocklist.Event, 100)
 	hold, release := make(chan struct{}), make(chan struct{})
-	watchCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	defer func() {
-		stop()
-		<-done
-	}()
-	go func() {
-		done <- watcher.Watch(watchCtx, func(ev blocklist.Event) {
-			events <- ev
-			if ev.Kind == blocklist.Revoked && ev.JTI == "read-then-lost" && !proved {
-				close(hold)
-				<-release
-			}
-		})
-	}()
+	w := watchEvents(t, ctx, watcher, 100, func(ev blocklist.Event) {
+		if ev.Kind == blocklist.Revoked && ev.JTI == "read-then-lost" && !proved {
+			close(hold)
+			<-release
+		}
+	})
+	defer w.stop()
 	next := func(what string, ok func(blocklist.Event) bool) blocklist.Event {
 		t.Helper()
-		timer := time.NewTimer(10 * time.Second)
-		defer timer.Stop()
-		for {
-			select {
-			case ev := <-events:
-				if ok(ev) {
-					return ev
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within 10 s", what)
-			}
-		}
+		ev, _ := w.waitFor(what, ok, 10*time.Second)
+		return ev
 	}
 	next("Synced", func(ev blocklist.Event) bool { return ev.Kind == blocklist.Synced })
 	for i := range 5 {
@@ -143,7 +123,7 @@ func testWatchRollbackBehindClock(t *testing.T, proved bool) {
 	resumed := false
 	for {
 		select {
-		case ev := <-events:
+		case ev := <-w.C:
 			kinds = append(kinds, ev.Kind.String())
 			switch {
 			case ev.Kind == blocklist.Revoked && ev.JTI == "behind":
