@@ -35,6 +35,18 @@ func newCached(t testing.TB, next blocklist.Store, opts ...cached.Option) *cache
 	return c
 }
 
+// inBubbles runs test in a synctest bubble once for each pair of values of
+// two flags, as subtests named "<a>=<value>/<b>=<value>".
+func inBubbles(t *testing.T, a, b string, test func(t *testing.T, a, b bool)) {
+	for _, x := range []bool{false, true} {
+		for _, y := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s=%v/%s=%v", a, x, b, y), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { test(t, x, y) })
+			})
+		}
+	}
+}
+
 // plainStore hides RevokedUntil, so the Store under it is only a
 // blocklist.Store: the shape of a third-party backend.
 type plainStore struct{ blocklist.Store }

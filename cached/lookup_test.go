@@ -13,15 +13,45 @@ import (
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
-// heldStore is a memorystore whose lookups (RevokedUntil,
-// RevokedUntilEach) read the store, then wait until release is closed, then
-// answer what they read, or fail with fail when set: a test holds lookups
-// in flight, with their answers read, and counts them.
-type heldStore struct {
+// pausedLookups is a memorystore whose lookups (RevokedUntil,
+// RevokedUntilEach) read the store, then call pause, then answer what they
+// read, or fail with pause's error: lookups in flight hold answers that
+// what happens meanwhile can overtake.
+type pausedLookups struct {
 	*memorystore.Store
+	pause func(context.Context) error
+}
+
+func (p *pausedLookups) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
+	until, err := p.Store.RevokedUntil(ctx, jti)
+	if err := p.pause(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return until, err
+}
+
+func (p *pausedLookups) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
+	err := p.Store.RevokedUntilEach(ctx, jtis, until)
+	if err := p.pause(ctx); err != nil {
+		return err
+	}
+	return err
+}
+
+// heldStore is a pausedLookups whose lookups wait until release is closed,
+// then answer what they read, or fail with fail when set: a test holds
+// lookups in flight, with their answers read, and counts them.
+type heldStore struct {
+	pausedLookups
 	release chan struct{}
 	fail    error
 	calls   atomic.Int64
+}
+
+func newHeldStore(m *memorystore.Store) *heldStore {
+	h := &heldStore{release: make(chan struct{})}
+	h.pausedLookups = pausedLookups{Store: m, pause: h.hold}
+	return h
 }
 
 var errHeld = errors.New("heldstore: down")
@@ -34,22 +64,6 @@ func (h *heldStore) hold(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return h.fail
-}
-
-func (h *heldStore) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
-	until, err := h.Store.RevokedUntil(ctx, jti)
-	if err := h.hold(ctx); err != nil {
-		return time.Time{}, err
-	}
-	return until, err
-}
-
-func (h *heldStore) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	err := h.Store.RevokedUntilEach(ctx, jtis, until)
-	if err := h.hold(ctx); err != nil {
-		return err
-	}
-	return err
 }
 
 // One lookup path: single checks (IsRevoked, RevokedUntil) and batches
@@ -70,7 +84,7 @@ func testShareLookups(t *testing.T, watch bool) {
 	ctx := context.Background()
 	m := memorystore.New()
 	defer m.Close()
-	h := &heldStore{Store: m, release: make(chan struct{})}
+	h := newHeldStore(m)
 	// Revoked before the cache starts: not announced to its watch.
 	if err := m.Revoke(ctx, "x", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -303,7 +317,7 @@ func TestWatchedRevocationEndsSharing(t *testing.T) {
 		ctx := context.Background()
 		m := memorystore.New()
 		defer m.Close()
-		h := &heldStore{Store: m, release: make(chan struct{})}
+		h := newHeldStore(m)
 		c, err := cached.New(h)
 		if err != nil {
 			t.Fatal(err)

@@ -14,47 +14,28 @@ import (
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
 
-// slowStore is a memorystore whose lookups read the store, then wait a
-// random time (up to 400 ms, past LostLookupTimeout) before answering what
-// they read: lookups in flight hold answers that revocations, cuts and
-// resyncs overtake.
-type slowStore struct {
-	*memorystore.Store
-	mu  sync.Mutex
-	rng *rand.Rand
-}
-
-func (s *slowStore) delay(ctx context.Context) error {
-	s.mu.Lock()
-	d := time.Duration(s.rng.IntN(5000)) * time.Microsecond
-	if s.rng.IntN(5) == 0 {
-		d = time.Duration(s.rng.IntN(400)) * time.Millisecond
-	}
-	s.mu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s *slowStore) RevokedUntil(ctx context.Context, jti string) (time.Time, error) {
-	until, err := s.Store.RevokedUntil(ctx, jti)
-	if err := s.delay(ctx); err != nil {
-		return time.Time{}, err
-	}
-	return until, err
-}
-
-func (s *slowStore) RevokedUntilEach(ctx context.Context, jtis []string, until []time.Time) error {
-	err := s.Store.RevokedUntilEach(ctx, jtis, until)
-	if err := s.delay(ctx); err != nil {
-		return err
-	}
-	return err
+// newSlowStore returns a pausedLookups over m whose lookups wait a random
+// time (up to 400 ms, past LostLookupTimeout) before answering what they
+// read: lookups in flight hold answers that revocations, cuts and resyncs
+// overtake.
+func newSlowStore(m *memorystore.Store, rng *rand.Rand) *pausedLookups {
+	var mu sync.Mutex
+	return &pausedLookups{Store: m, pause: func(ctx context.Context) error {
+		mu.Lock()
+		d := time.Duration(rng.IntN(5000)) * time.Microsecond
+		if rng.IntN(5) == 0 {
+			d = time.Duration(rng.IntN(400)) * time.Millisecond
+		}
+		mu.Unlock()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
 }
 
 // Property, in a synctest bubble: every check that begins at a later
@@ -85,7 +66,7 @@ func testNoNotRevoked(t *testing.T, replica bool, seed uint64) {
 	var rngMu sync.Mutex
 	intn := func(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return rng.IntN(n) }
 	m := newMemory(t, memorystore.WithLogMaxLen(logMax))
-	next := &slowStore{Store: m, rng: rand.New(rand.NewPCG(seed, 1))}
+	next := newSlowStore(m, rand.New(rand.NewPCG(seed, 1)))
 	// Every revocation is announced, so no TTL of "not revoked" answers
 	// excuses a stale one; short ones make more lookups, long ones keep
 	// answers across more events.

@@ -28,19 +28,13 @@ import (
 // the lookup read it: a check begun 1.5 s after the revocation must see
 // it.
 func TestSharedAnswerKeepsStalenessBound(t *testing.T) {
-	for _, watch := range []bool{false, true} {
-		for _, batch := range []bool{false, true} {
-			t.Run(fmt.Sprintf("watch=%v/batch=%v", watch, batch), func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) { testSharedStaleness(t, watch, batch) })
-			})
-		}
-	}
+	inBubbles(t, "watch", "batch", testSharedStaleness)
 }
 
 func testSharedStaleness(t *testing.T, watch, batch bool) {
 	ctx := context.Background()
 	data, feed := newMemory(t), newMemory(t)
-	h := &heldStore{Store: data, release: make(chan struct{})}
+	h := newHeldStore(data)
 	opts := []cached.Option{cached.WithNegativeTTL(time.Second), cached.WithWatchNegativeTTL(time.Second)}
 	var c *cached.Store
 	if watch {
@@ -205,13 +199,7 @@ func (e endingWatch) Watch(ctx context.Context, fn func(blocklist.Event)) error 
 // keeps new "not revoked" answers for NegativeTTL only; the replica stops
 // answering and stale-if-error's window closes.
 func TestWatchEndingDistrustsWhatItVouchedFor(t *testing.T) {
-	for _, replica := range []bool{false, true} {
-		for _, lost := range []bool{false, true} {
-			t.Run(fmt.Sprintf("replica=%v/lost=%v", replica, lost), func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) { testWatchEnding(t, replica, lost) })
-			})
-		}
-	}
+	inBubbles(t, "replica", "lost", testWatchEnding)
 }
 
 func testWatchEnding(t *testing.T, replica, lost bool) {
@@ -502,7 +490,7 @@ func TestSharedEndKeepsStalenessBound(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				data := newMemory(t)
-				h := &heldStore{Store: data, release: make(chan struct{})}
+				h := newHeldStore(data)
 				c := newCached(t, h, cached.WithNegativeTTL(time.Second), cached.WithoutWatch())
 				first, second := time.Now().Add(time.Hour), time.Now().Add(2*time.Hour)
 				mustRevoke(t, data, "sub", first)

@@ -153,13 +153,7 @@ func TestWatchNegativeTTL(t *testing.T) {
 // cut. In every phase B answers "revoked" for every id whose Revoke
 // returned.
 func TestCut(t *testing.T) {
-	for _, replica := range []bool{false, true} {
-		for _, gap := range []bool{false, true} {
-			t.Run(fmt.Sprintf("replica=%v/gap=%v", replica, gap), func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) { testCutInProcess(t, replica, gap) })
-			})
-		}
-	}
+	inBubbles(t, "replica", "gap", testCutInProcess)
 }
 
 func testCutInProcess(t *testing.T, replica, gap bool) {
