@@ -59,12 +59,8 @@ func (s *Store) watchCluster(ctx context.Context, fn func(blocklist.Event)) erro
 			agg.lose()
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
-		case <-t.C:
+		if err := waitBackoff(ctx, backoff); err != nil {
+			return err
 		}
 	}
 }

@@ -231,13 +231,22 @@ func (s *Store) watchStream(ctx context.Context, fn func(blocklist.Event)) error
 		}
 		caughtUp = false
 		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("redisstore: watch: %w", ctx.Err())
-		case <-t.C:
+		if err := waitBackoff(ctx, backoff); err != nil {
+			return err
 		}
+	}
+}
+
+// waitBackoff waits d before a watch tries again, or returns the watch's
+// error for the end of ctx if that comes first.
+func waitBackoff(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("redisstore: watch: %w", ctx.Err())
+	case <-t.C:
+		return nil
 	}
 }
 
