@@ -3,9 +3,6 @@ package cached_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,27 +10,6 @@ import (
 	"github.com/jwtblocklist/blocklist/internal/redistest"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
-
-// redisCLIScript feeds script to redis-cli's standard input, one command a
-// line, on one connection (so MULTI ... EXEC is one transaction).
-func redisCLIScript(t *testing.T, addr, script string) string {
-	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
-		}
-		t.Skipf("redis-cli not found: %v", err)
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	cmd := exec.Command(cli, "-h", host, "-p", port)
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Contains(string(out), "ERR") {
-		t.Fatalf("redis-cli: %v:\n%s", err, out)
-	}
-	return string(out)
-}
 
 // Issue 14, case 4: a service in another language that revokes with the
 // documented recipe (the key and its announcement in one MULTI/EXEC) is
@@ -59,7 +35,7 @@ func TestOutOfBandWriterRecipe(t *testing.T) {
 	mustRevoked(t, c, "with-xadd", false, "not revoked yet: the cache keeps this answer for an hour")
 
 	// The recipe, as another service sends it.
-	redisCLIScript(t, addr, fmt.Sprintf(`MULTI
+	redistest.CLI(t, addr, fmt.Sprintf(`MULTI
 PEXPIREAT "%[1]swith-xadd" %[2]d GT
 SET "%[1]swith-xadd" 1 PXAT %[2]d NX
 XADD "%[1]s" MAXLEN ~ 100000 * jti with-xadd exp %[2]d

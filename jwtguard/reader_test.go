@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"math"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,20 +18,6 @@ import (
 	"github.com/jwtblocklist/blocklist/jwtguard"
 	"github.com/jwtblocklist/blocklist/redisstore"
 )
-
-// redisCLI returns the path of redis-cli: the test skips without it, or
-// fails under CI=true.
-func redisCLI(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
-		}
-		t.Skipf("redis-cli not found: %v", err)
-	}
-	return path
-}
 
 // cliReader is the reader's check documented in the README and in
 // redisstore's package doc, made with the real redis-cli: a service in
@@ -112,7 +97,7 @@ func (r cliReader) revoked(t *testing.T, raw string) bool {
 // LogoutAll. Its answer matches the Guard's own for every token.
 func TestReaderRecipeRedisCLI(t *testing.T) {
 	t.Parallel()
-	reader := cliReader{cli: redisCLI(t), addr: testserver.Redis(t).Addr(), prefix: "svc:revoked:"}
+	reader := cliReader{cli: redistest.CLIPath(t), addr: testserver.Redis(t).Addr(), prefix: "svc:revoked:"}
 	client := redistest.Client(t, reader.addr)
 	store := redisstore.New(client, redisstore.WithPrefix(reader.prefix))
 	ctx := t.Context()

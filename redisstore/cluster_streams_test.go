@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -443,27 +441,6 @@ func TestClusterStreamsReshard(t *testing.T) {
 	}
 }
 
-// redisCLI runs script through the real redis-cli against addr and returns
-// its output.
-func redisCLI(t *testing.T, addr, script string) string {
-	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
-		}
-		t.Skipf("redis-cli not found: %v", err)
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	cmd := exec.Command(cli, "-h", host, "-p", port)
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Contains(string(out), "ERR") || strings.Contains(string(out), "MOVED") {
-		t.Fatalf("redis-cli: %v:\n%s", err, out)
-	}
-	return string(out)
-}
-
 // TestClusterRecipes follows the package documentation's Cluster recipes
 // with redis-cli, as a service in another language would, computing the
 // stream keys itself: a writer's MULTI/EXEC then XADD on the stream of the
@@ -542,7 +519,7 @@ func TestClusterRecipes(t *testing.T) {
 			continue
 		}
 		written[id] = master
-		redisCLI(t, master, fmt.Sprintf("MULTI\nPEXPIREAT \"%[1]s%[2]s\" %[3]d GT\nSET \"%[1]s%[2]s\" 1 PXAT %[3]d NX\nEXEC\nXADD \"%[4]s\" MAXLEN ~ 100000 * jti %[2]s exp %[3]d\n",
+		redistest.CLI(t, master, fmt.Sprintf("MULTI\nPEXPIREAT \"%[1]s%[2]s\" %[3]d GT\nSET \"%[1]s%[2]s\" 1 PXAT %[3]d NX\nEXEC\nXADD \"%[4]s\" MAXLEN ~ 100000 * jti %[2]s exp %[3]d\n",
 			prefix, id, exp, streamOf[master]))
 	}
 	// Revocations of different ids may come in any order.
@@ -569,7 +546,7 @@ func TestClusterRecipes(t *testing.T) {
 	for i := range 30 {
 		id := "go-" + strconv.Itoa(i)
 		master := masterOfSlot(testserver.KeySlot(prefix + id))
-		out := redisCLI(t, master, fmt.Sprintf("XREVRANGE \"%s\" + - COUNT 200\n", streamOf[master]))
+		out := redistest.CLI(t, master, fmt.Sprintf("XREVRANGE \"%s\" + - COUNT 200\n", streamOf[master]))
 		if !strings.Contains(out, "\n"+id+"\n") {
 			t.Errorf("the revocation of %s, whose key %s holds, is not on its stream %q:\n%s", id, master, streamOf[master], out)
 		}

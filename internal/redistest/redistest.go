@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -54,4 +56,35 @@ var prefixes atomic.Int64
 // naming the test for whoever reads the keys.
 func Prefix(t testing.TB) string {
 	return fmt.Sprintf("test:%d:%s:", prefixes.Add(1), t.Name())
+}
+
+// CLIPath returns the path of redis-cli: the test skips without it, or
+// fails under CI=true.
+func CLIPath(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
+		}
+		t.Skipf("redis-cli not found: %v", err)
+	}
+	return path
+}
+
+// CLI feeds script to redis-cli's standard input against the server at
+// addr, one command a line, on one connection (so MULTI ... EXEC is one
+// transaction), and returns its output. The test fails if redis-cli fails
+// or any reply is an error or a MOVED redirection (redis-cli without -c
+// does not follow it).
+func CLI(t testing.TB, addr, script string) string {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(CLIPath(t), "-h", host, "-p", port)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "ERR") || strings.Contains(string(out), "MOVED") {
+		t.Fatalf("redis-cli: %v:\n%s", err, out)
+	}
+	return string(out)
 }
