@@ -359,40 +359,18 @@ func TestClusterStreamsReshard(t *testing.T) {
 			break
 		}
 	}
-	src, dst := redistest.Client(t, source.Addr()), redistest.Client(t, target.Addr())
-	dstID, err := dst.ClusterMyID(ctx).Result()
+	keys, err := redistest.Client(t, source.Addr()).ClusterCountKeysInSlot(ctx, 0).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcID, err := src.ClusterMyID(ctx).Result()
-	if err != nil {
+	if err := moveSlot(ctx, cluster, 0, source, target); err != nil {
 		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(dst.Do(ctx, "cluster", "setslot", 0, "importing", srcID).Err())
-	must(src.Do(ctx, "cluster", "setslot", 0, "migrating", dstID).Err())
-	keys, err := src.ClusterGetKeysInSlot(ctx, 0, 1000).Result()
-	must(err)
-	if len(keys) > 0 {
-		args := []any{"migrate", "127.0.0.1", strings.Split(target.Addr(), ":")[1], "", 0, 5000, "keys"}
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		must(src.Do(ctx, args...).Err())
-	}
-	for _, n := range cluster.Nodes {
-		must(redistest.Client(t, n.Addr()).Do(ctx, "cluster", "setslot", 0, "node", dstID).Err())
 	}
 	moved := time.Now()
 
 	w.waitFor("Lost after the resharding", isKind(blocklist.Lost), 15*time.Second)
 	w.waitFor("Synced after the resharding", isKind(blocklist.Synced), 15*time.Second)
-	t.Logf("Lost and Synced %v after the slot moved (keys moved with it: %d)", time.Since(moved).Round(time.Millisecond), len(keys))
+	t.Logf("Lost and Synced %v after the slot moved (keys moved with it: %d)", time.Since(moved).Round(time.Millisecond), keys)
 	after, err := watcher.Streams(ctx)
 	if err != nil {
 		t.Fatal(err)
