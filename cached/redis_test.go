@@ -284,26 +284,11 @@ func TestCutRestart(t *testing.T) {
 	testCut(t, true)
 }
 
-// revokeMany revokes ids through s from 8 goroutines.
+// revokeMany revokes ids through s from 8 goroutines (revokeEach) and
+// fails the test on the first error.
 func revokeMany(t *testing.T, s blocklist.Store, ids []string, exp time.Time) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ids); i += 8 {
-				if err := s.Revoke(context.Background(), ids[i], exp); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := revokeEach(s, ids, exp); err != nil {
 		t.Fatal(err)
 	}
 }

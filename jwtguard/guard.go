@@ -457,17 +457,23 @@ func bearer(v string) (string, bool) {
 	return strings.Trim(rest, " "), true
 }
 
+// challenge returns the RFC 6750 WWW-Authenticate challenge that fits err:
+// without an error code when no token was sent, invalid_token otherwise
+// (with its own description for a revoked token).
+func (g *Guard) challenge(err error) string {
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return g.challengeMissing
+	case errors.Is(err, ErrRevoked):
+		return g.challengeRevoked
+	}
+	return g.challengeInvalid
+}
+
 // refuse answers 401 with the RFC 6750 challenge that fits err, set before
 // the unauthorized handler writes the rest.
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	challenge := g.challengeInvalid
-	switch {
-	case errors.Is(err, ErrNoToken):
-		challenge = g.challengeMissing
-	case errors.Is(err, ErrRevoked):
-		challenge = g.challengeRevoked
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
+	w.Header().Set("WWW-Authenticate", g.challenge(err))
 	w.Header().Set("Cache-Control", "no-store")
 	g.unauthorized(w, r, err)
 }

@@ -247,14 +247,7 @@ func (g *Guard) RevocationHandler() http.Handler {
 // with the middleware's challenge and {"error":"invalid_client"} (RFC 6749
 // section 5.2).
 func (g *Guard) refuseClient(w http.ResponseWriter, err error) {
-	challenge := g.challengeInvalid
-	switch {
-	case errors.Is(err, ErrNoToken):
-		challenge = g.challengeMissing
-	case errors.Is(err, ErrRevoked):
-		challenge = g.challengeRevoked
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
+	w.Header().Set("WWW-Authenticate", g.challenge(err))
 	oauthError(w, http.StatusUnauthorized, "invalid_client")
 }
 
