@@ -261,29 +261,21 @@ func (s *Store) fetch(ctx context.Context, ids []string, now int64) ([]entry, er
 		s.backendCalls.Add(1)
 		start := time.Now()
 		var err error
+		until := make([]time.Time, len(ids))
 		if len(ids) == 1 {
-			var until time.Time
-			until, err = s.expiry.RevokedUntil(ctx, ids[0])
-			if err == nil && !until.IsZero() {
-				es[0] = entry{until: unixNano(until), revoked: true, fresh: negative.until, gen: negative.gen}
-			}
+			until[0], err = s.expiry.RevokedUntil(ctx, ids[0])
 		} else {
-			until := make([]time.Time, len(ids))
 			err = blocklist.RevokedUntilEach(ctx, s.expiry, ids, until)
-			for k, u := range until {
-				if err == nil && !u.IsZero() {
-					es[k] = entry{until: unixNano(u), revoked: true, fresh: negative.until, gen: negative.gen}
-				}
-			}
 		}
 		s.obs.backendCall(start)
 		if err != nil {
 			s.errors.Add(1)
 			return nil, err
 		}
-		for k, e := range es {
-			if !e.revoked {
-				e = negative
+		for k, u := range until {
+			e := negative
+			if !u.IsZero() {
+				e = negative.revokedUntil(unixNano(u))
 			}
 			es[k] = s.fill(ids[k], e, now, revokes)
 		}
@@ -300,7 +292,7 @@ func (s *Store) fetch(ctx context.Context, ids []string, now int64) ([]entry, er
 		}
 		e := negative
 		if revoked {
-			e = entry{until: sat(now, s.positiveTTL), revoked: true, fresh: negative.until, gen: negative.gen}
+			e = negative.revokedUntil(sat(now, s.positiveTTL))
 		}
 		es[k] = s.fill(id, e, now, revokes)
 	}
@@ -322,6 +314,13 @@ func (s *Store) negativeEntry(now int64) entry {
 		return entry{until: sat(now, s.watchNegativeTTL), gen: gen}
 	}
 	return entry{until: now, gen: gen}
+}
+
+// revokedUntil returns the entry of a revocation ending at until, read
+// from the next Store by a lookup whose "not revoked" entry is n: its end
+// holds as n would (entry.fresh).
+func (n entry) revokedUntil(until int64) entry {
+	return entry{until: until, revoked: true, fresh: n.until, gen: n.gen}
 }
 
 // fill caches e, the answer of a lookup that started at now when the
