@@ -319,8 +319,7 @@ func (s *Store) record(jti string, exp time.Time, src source) {
 	switch {
 	case src == fromRevokeOnce:
 		// Its end, until a later Revoke elsewhere extends it.
-		fresh := s.negativeEntry(now)
-		s.putLocked(jti, entry{until: until, revoked: true, fresh: fresh.until, gen: fresh.gen}, now)
+		s.putLocked(jti, s.negativeEntry(now).revokedUntil(until), now)
 	case src == fromRevoke || s.replica == nil:
 		s.putRevokedLocked(jti, until, now)
 	}
@@ -437,7 +436,6 @@ func end(e entry, now int64) time.Time {
 
 // Stats returns the counters of the Store. It is cheap: atomic loads, and
 // in replica mode the replica's size under its read lock.
-
 func (s *Store) Stats() Stats {
 	st := Stats{
 		Hits:         s.hits.Load(),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -71,11 +70,10 @@ type observeConfig struct {
 // not hold is recorded as it happens, off the hit path: the duration of a
 // call to the next Store and the lag of each announcement applied.
 type observer struct {
-	logger     *slog.Logger // nil: slog.Default()
-	backend    metric.Float64Histogram
-	lag        metric.Float64Histogram
-	callback   metric.Registration
-	unregister atomic.Bool
+	logger   *slog.Logger // nil: slog.Default()
+	backend  metric.Float64Histogram
+	lag      metric.Float64Histogram
+	callback metric.Registration
 }
 
 // durationBuckets suit a call to a networked Store (a fraction of a
@@ -211,9 +209,10 @@ func (o *observer) stateChanged(from, to WatchState) {
 		slog.Any("from", from), slog.Any("to", to))
 }
 
-// close stops the callback: a closed Store reports no more metrics.
+// close stops the callback: a closed Store reports no more metrics. Close
+// calls it once.
 func (o *observer) close() {
-	if o.callback != nil && o.unregister.CompareAndSwap(false, true) {
+	if o.callback != nil {
 		_ = o.callback.Unregister()
 	}
 }
