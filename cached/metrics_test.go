@@ -7,94 +7,23 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/jwtblocklist/blocklist"
 	"github.com/jwtblocklist/blocklist/cached"
+	"github.com/jwtblocklist/blocklist/internal/logtest"
+	"github.com/jwtblocklist/blocklist/internal/metrictest"
 )
-
-func meterForTest(t testing.TB) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
-	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	return mp, reader
-}
-
-func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Metrics {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]metricdata.Metrics{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			out[m.Name] = m
-		}
-	}
-	return out
-}
-
-// int64Point returns the value of the int64 sum m for the attributes kv.
-func int64Point(t *testing.T, m metricdata.Metrics, kv ...attribute.KeyValue) int64 {
-	t.Helper()
-	want := attribute.NewSet(kv...)
-	sum, ok := m.Data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%q is %T, not an int64 sum", m.Name, m.Data)
-	}
-	for _, dp := range sum.DataPoints {
-		if dp.Attributes.Equals(&want) {
-			return dp.Value
-		}
-	}
-	t.Fatalf("%s has no point for %v", m.Name, kv)
-	return 0
-}
-
-func histCount(t *testing.T, m metricdata.Metrics) uint64 {
-	t.Helper()
-	h, ok := m.Data.(metricdata.Histogram[float64])
-	if !ok {
-		t.Fatalf("%q is %T, not a float64 histogram", m.Name, m.Data)
-	}
-	var n uint64
-	for _, dp := range h.DataPoints {
-		n += dp.Count
-	}
-	return n
-}
-
-// syncBuffer is a log destination safe for the watch's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMetricsAndLogs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := meterForTest(t)
-		var logs syncBuffer
+		mp, reader := metrictest.NewMeterProvider(t)
+		var logs logtest.SyncBuffer
 		next := newMemory(t)
 		c, err := cached.New(next, cached.WithMeterProvider(mp),
 			cached.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
@@ -119,28 +48,28 @@ func TestMetricsAndLogs(t *testing.T) {
 		restore()
 		synctest.Wait() // the watch live again
 
-		m := collect(t, reader)
+		m := metrictest.Collect(t, reader)
 		result := func(v string) attribute.KeyValue { return attribute.String("cached.result", v) }
 		st := c.Stats()
-		if got := int64Point(t, m["cached.lookups"], result(cached.ResultHit)); got != int64(st.Hits) || got != 2 {
+		if got := metrictest.Int64Point(t, m["cached.lookups"], result(cached.ResultHit)); got != int64(st.Hits) || got != 2 {
 			t.Errorf("cached.lookups{hit} = %d; want 2 (Stats %d)", got, st.Hits)
 		}
-		if got := int64Point(t, m["cached.lookups"], result(cached.ResultMiss)); got != 1 {
+		if got := metrictest.Int64Point(t, m["cached.lookups"], result(cached.ResultMiss)); got != 1 {
 			t.Errorf("cached.lookups{miss} = %d; want 1", got)
 		}
-		if got := int64Point(t, m["cached.entries"]); got != 2 {
+		if got := metrictest.Int64Point(t, m["cached.entries"]); got != 2 {
 			t.Errorf("cached.entries = %d; want 2", got)
 		}
-		if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "live")); got != 1 {
+		if got := metrictest.Int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "live")); got != 1 {
 			t.Errorf("cached.watch.status{live} = %d; want 1", got)
 		}
-		if got := int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "lost")); got != 0 {
+		if got := metrictest.Int64Point(t, m["cached.watch.status"], attribute.String("cached.watch.state", "lost")); got != 0 {
 			t.Errorf("cached.watch.status{lost} = %d; want 0", got)
 		}
-		if n := histCount(t, m["cached.backend.duration"]); n != 1 {
+		if n := metrictest.HistCount(t, m["cached.backend.duration"]); n != 1 {
 			t.Errorf("cached.backend.duration counted %d calls; want 1", n)
 		}
-		if n := histCount(t, m["cached.watch.lag"]); n != 1 {
+		if n := metrictest.HistCount(t, m["cached.watch.lag"]); n != 1 {
 			t.Errorf("cached.watch.lag counted %d; want 1", n)
 		}
 		for name, unit := range map[string]string{"cached.backend.duration": "s", "cached.watch.lag": "s", "cached.lookups": "{lookup}", "cached.entries": "{entry}"} {
@@ -155,7 +84,7 @@ func TestMetricsAndLogs(t *testing.T) {
 
 		// A closed Store reports no more.
 		c.Close()
-		if _, ok := collect(t, reader)["cached.lookups"]; ok {
+		if _, ok := metrictest.Collect(t, reader)["cached.lookups"]; ok {
 			t.Error("a closed Store still reports cached.lookups")
 		}
 	})
@@ -163,7 +92,7 @@ func TestMetricsAndLogs(t *testing.T) {
 
 func TestMetricsReplica(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := meterForTest(t)
+		mp, reader := metrictest.NewMeterProvider(t)
 		next := newMemory(t)
 		ctx := context.Background()
 		for _, id := range []string{"r1", "r2", "r3"} {
@@ -177,11 +106,11 @@ func TestMetricsReplica(t *testing.T) {
 		}
 		defer c.Close()
 		synctest.Wait() // the replica ready
-		m := collect(t, reader)
+		m := metrictest.Collect(t, reader)
 		if !c.Stats().ReplicaReady {
 			t.Fatal("the replica is not ready")
 		}
-		if got := int64Point(t, m["cached.replica.size"]); got != 3 {
+		if got := metrictest.Int64Point(t, m["cached.replica.size"]); got != 3 {
 			t.Errorf("cached.replica.size = %d; want 3", got)
 		}
 		g, ok := m["cached.replica.time_since_sync"].Data.(metricdata.Gauge[float64])
@@ -214,7 +143,7 @@ func TestObserveOptions(t *testing.T) {
 // A hit allocates nothing with the SDK installed: the counters are read at
 // collection, not recorded per check.
 func TestHitAllocatesNothingWithMetrics(t *testing.T) {
-	mp, reader := meterForTest(t)
+	mp, reader := metrictest.NewMeterProvider(t)
 	c, err := cached.New(newMemory(t), cached.WithNegativeTTL(time.Hour), cached.WithoutWatch(), cached.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +156,7 @@ func TestHitAllocatesNothingWithMetrics(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { c.IsRevoked(ctx, "hot") }); n != 0 {
 		t.Errorf("a hit allocates %v times with the SDK installed", n)
 	}
-	collect(t, reader)
+	metrictest.Collect(t, reader)
 }
 
 // BenchmarkHitMetrics measures a cache hit without a meter provider (the
@@ -254,7 +183,7 @@ func BenchmarkHitMetrics(b *testing.B) {
 	}
 	b.Run("without", func(b *testing.B) { run(b) })
 	b.Run("sdk", func(b *testing.B) {
-		mp, reader := meterForTest(b)
+		mp, reader := metrictest.NewMeterProvider(b)
 		defer reader.Collect(context.Background(), &metricdata.ResourceMetrics{})
 		run(b, cached.WithMeterProvider(mp))
 	})

@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/jwtblocklist/blocklist/internal/logtest"
 )
 
 var screenshotDir = flag.String("screenshots", "", "folder for the PNG of each step (default: a new temporary folder, kept and printed)")
@@ -90,14 +90,14 @@ func buildDemo(t *testing.T) string {
 // demo is a running demo binary.
 type demo struct {
 	url string
-	log *syncBuffer // its stderr: the request log
+	log *logtest.SyncBuffer // its stderr: the request log
 }
 
 // startDemo starts the demo binary with args on a free loopback port and
 // stops it with SIGTERM when the test ends.
 func startDemo(t *testing.T, bin string, args ...string) *demo {
 	t.Helper()
-	d := &demo{log: &syncBuffer{}}
+	d := &demo{log: &logtest.SyncBuffer{}}
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Stderr = d.log
 	cmd.SysProcAttr = sysProcAttr()
@@ -317,22 +317,3 @@ func (b *tab) shoot(name, id string) {
 	}
 	b.shots.save(b.t, name, png)
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/jwtblocklist/blocklist/internal/metrictest"
 	"github.com/jwtblocklist/blocklist/jwtguard"
 )
 
@@ -175,17 +176,17 @@ func TestTokenFromRequest(t *testing.T) {
 // A refused cross-origin request counts as a request with the outcome
 // cross_origin.
 func TestCrossOriginMetric(t *testing.T) {
-	mp, reader := meterForTest(t)
+	mp, reader := metrictest.NewMeterProvider(t)
 	g := newGuard(t, newMemory(t), jwtguard.WithMeterProvider(mp))
 	token := hs256(t, claims("jti-co-metric"))
 	evil := map[string]string{"Origin": "https://evil.example"}
 	serve(g.Middleware(whoami), crossOriginRequest(http.MethodPost, token, false, evil))
 	serve(g.Middleware(whoami), crossOriginRequest(http.MethodPost, token, false, nil))
-	m := collect(t, reader)
-	if got := sumOf(t, m["jwtguard.requests"], attribute.String("jwtguard.outcome", jwtguard.OutcomeCrossOrigin)); got != 1 {
+	m := metrictest.Collect(t, reader)
+	if got := metrictest.Int64Point(t, m["jwtguard.requests"], attribute.String("jwtguard.outcome", jwtguard.OutcomeCrossOrigin)); got != 1 {
 		t.Errorf("jwtguard.requests{outcome=cross_origin} = %d; want 1", got)
 	}
-	if got := sumOf(t, m["jwtguard.requests"], attribute.String("jwtguard.outcome", jwtguard.OutcomeAccepted)); got != 1 {
+	if got := metrictest.Int64Point(t, m["jwtguard.requests"], attribute.String("jwtguard.outcome", jwtguard.OutcomeAccepted)); got != 1 {
 		t.Errorf("jwtguard.requests{outcome=accepted} = %d; want 1", got)
 	}
 }

@@ -10,55 +10,14 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/jwtblocklist/blocklist/internal/metrictest"
 	"github.com/jwtblocklist/blocklist/jwtguard"
 )
 
-// meterForTest returns a meter provider of the SDK and its manual reader.
-func meterForTest(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
-	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(t.Context()) })
-	return mp, reader
-}
-
-// collect reads every metric of the reader, by name.
-func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Metrics {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]metricdata.Metrics{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			out[m.Name] = m
-		}
-	}
-	return out
-}
-
-// sumOf returns the value of the Int64 sum m for the attribute set of kv.
-func sumOf(t *testing.T, m metricdata.Metrics, kv ...attribute.KeyValue) int64 {
-	t.Helper()
-	want := attribute.NewSet(kv...)
-	sum, ok := m.Data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%s is %T, not an int64 sum", m.Name, m.Data)
-	}
-	for _, dp := range sum.DataPoints {
-		if dp.Attributes.Equals(&want) {
-			return dp.Value
-		}
-	}
-	return 0
-}
-
 func TestMetricsAndLogs(t *testing.T) {
-	mp, reader := meterForTest(t)
+	mp, reader := metrictest.NewMeterProvider(t)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store := newMemory(t)
@@ -85,17 +44,17 @@ func TestMetricsAndLogs(t *testing.T) {
 		t.Fatalf("store closed: %d", res.code)
 	}
 
-	m := collect(t, reader)
+	m := metrictest.Collect(t, reader)
 	outcome := func(v string) attribute.KeyValue { return attribute.String("jwtguard.outcome", v) }
 	for o, want := range map[string]int64{
 		jwtguard.OutcomeAccepted: 2, jwtguard.OutcomeRevoked: 1, jwtguard.OutcomeInvalid: 2,
 		jwtguard.OutcomeNoToken: 1, jwtguard.OutcomeStoreError: 1,
 	} {
-		if got := sumOf(t, m["jwtguard.requests"], outcome(o)); got != want {
+		if got := metrictest.Int64Point(t, m["jwtguard.requests"], outcome(o)); got != want {
 			t.Errorf("jwtguard.requests{outcome=%s} = %d; want %d", o, got, want)
 		}
 	}
-	if got := sumOf(t, m["jwtguard.revocations"], attribute.String("jwtguard.revocation.kind", "token"), outcome("ok")); got != 1 {
+	if got := metrictest.Int64Point(t, m["jwtguard.revocations"], attribute.String("jwtguard.revocation.kind", "token"), outcome("ok")); got != 1 {
 		t.Errorf("jwtguard.revocations{token, ok} = %d; want 1", got)
 	}
 	hist, ok := m["jwtguard.check.duration"].Data.(metricdata.Histogram[float64])
@@ -158,7 +117,7 @@ func TestObserveOptions(t *testing.T) {
 }
 
 func TestSessionMetricsAndLogs(t *testing.T) {
-	mp, reader := meterForTest(t)
+	mp, reader := metrictest.NewMeterProvider(t)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	g := newGuard(t, newMemory(t), jwtguard.WithMeterProvider(mp), jwtguard.WithLogger(logger), sessionOptions())
@@ -176,18 +135,18 @@ func TestSessionMetricsAndLogs(t *testing.T) {
 	if err := g.LogoutAll(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	m := collect(t, reader)
+	m := metrictest.Collect(t, reader)
 	for name, want := range map[string]int64{"jwtguard.refreshes": 1, "jwtguard.refresh.reuse_detections": 1, "jwtguard.refresh.grace_replays": 0} {
-		if got := sumOf(t, m[name]); got != want {
+		if got := metrictest.Int64Point(t, m[name]); got != want {
 			t.Errorf("%s = %d; want %d", name, got, want)
 		}
 	}
 	kind := func(k string) attribute.KeyValue { return attribute.String("jwtguard.revocation.kind", k) }
 	ok := attribute.String("jwtguard.outcome", "ok")
-	if got := sumOf(t, m["jwtguard.revocations"], kind("session"), ok); got != 1 {
+	if got := metrictest.Int64Point(t, m["jwtguard.revocations"], kind("session"), ok); got != 1 {
 		t.Errorf("revocations{session} = %d; want 1", got)
 	}
-	if got := sumOf(t, m["jwtguard.revocations"], kind("subject"), ok); got != 1 {
+	if got := metrictest.Int64Point(t, m["jwtguard.revocations"], kind("subject"), ok); got != 1 {
 		t.Errorf("revocations{subject} = %d; want 1", got)
 	}
 	want := "level=WARN msg=\"jwtguard: refresh token reused; session revoked\" sid=" + p.SessionID + " sub=alice"
@@ -199,7 +158,7 @@ func TestSessionMetricsAndLogs(t *testing.T) {
 // Recording a check allocates nothing: Verify allocates as much with the
 // SDK installed as without a provider.
 func TestMetricsAllocateNothing(t *testing.T) {
-	mp, _ := meterForTest(t)
+	mp, _ := metrictest.NewMeterProvider(t)
 	store := newMemory(t)
 	quiet := jwtguard.WithLogger(slog.New(slog.DiscardHandler))
 	plain := newGuard(t, store, quiet)

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtblocklist/blocklist/internal/logtest"
 	"github.com/jwtblocklist/blocklist/internal/testserver"
 	"github.com/jwtblocklist/blocklist/memorystore"
 )
@@ -288,7 +289,7 @@ func TestHealthz(t *testing.T) {
 
 // newTestServer serves newServer over a memorystore, closed when down is
 // true: a store that answers every call with an error.
-func newTestServer(t *testing.T, down, failOpen bool) (*httptest.Server, *syncBuffer) {
+func newTestServer(t *testing.T, down, failOpen bool) (*httptest.Server, *logtest.SyncBuffer) {
 	t.Helper()
 	store := memorystore.New()
 	if down {
@@ -296,7 +297,7 @@ func newTestServer(t *testing.T, down, failOpen bool) (*httptest.Server, *syncBu
 	} else {
 		t.Cleanup(func() { store.Close() })
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.SyncBuffer{}
 	h, err := newServer(serverConfig{
 		Store: store, Secret: []byte(testSecret), TTL: time.Minute, User: "demo", Password: "demo",
 		Log: slog.New(slog.NewTextHandler(logs, nil)), FailOpen: failOpen,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtblocklist/blocklist/internal/logtest"
 )
 
 // testSecret is the HS256 key the tests give the demo, so that they can
@@ -23,7 +24,7 @@ const testSecret = "a test key that is 32 bytes long"
 // demo is a demo server started in-process by run, on a free port.
 type demo struct {
 	url    string
-	stderr *syncBuffer
+	stderr *logtest.SyncBuffer
 	stop   func() error // cancels run's context and returns what run returned
 }
 
@@ -33,7 +34,7 @@ func startDemo(t *testing.T, env map[string]string, args ...string) *demo {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, w := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &logtest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), mapEnv(env), w, stderr)
@@ -80,23 +81,6 @@ func mapEnv(env map[string]string) func(string) string {
 // test secret.
 func boltArgs(t *testing.T) []string {
 	return []string{"-bolt-path", filepath.Join(t.TempDir(), "blocklist.db"), "-secret", testSecret}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type reply struct {
