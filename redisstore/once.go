@@ -78,9 +78,7 @@ func (s *Store) RevokeOnce(ctx context.Context, jti string, exp time.Time) (bool
 			err = s.writeOn(ctx, pipeWrite{key: s.key(jti), jti: jti, ms: ms})
 			s.noteFailure(err)
 		case s.stream != "":
-			if err = s.write(ctx, s.stream, s.announceCmd(ctx, s.stream, jti, ms)); err != nil {
-				err = s.announceErr(s.stream, err)
-			}
+			err = s.announce(ctx, jti, ms)
 		}
 		if err != nil {
 			return false, fmt.Errorf("redisstore: revoke once: %w", err)

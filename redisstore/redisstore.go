@@ -242,7 +242,7 @@ func (s *Store) revokeTx(ctx context.Context, key, jti string, ms int64, extend,
 	}
 	if announced != nil {
 		if err := <-announced; err != nil {
-			return fmt.Errorf("redisstore: revoke: %w", s.announceErr(s.stream, err))
+			return fmt.Errorf("redisstore: revoke: %w", err)
 		}
 	}
 	return nil
